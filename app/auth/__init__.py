@@ -1,0 +1,1 @@
+"""Authentication (sessions, API tokens, invites), authorisation (roles) and CSRF."""

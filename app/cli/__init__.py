@@ -1,0 +1,1 @@
+"""The `radsal` command line."""
