@@ -1,5 +1,6 @@
 # Two commands matter: `make demo` and `make test`. Both install what they need into .venv.
-VENV ?= .venv
+# RADSAL_VENV from the environment (CI keeps one outside the clone) wins over the default.
+VENV ?= $(or $(RADSAL_VENV),.venv)
 export RADSAL_VENV := $(VENV)
 BIN := $(VENV)/bin
 

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(
         default=5, description="Failed logins per username or address before a lockout window."
     )
+    login_max_failures_per_ip: int = Field(
+        default=50,
+        description="Failed logins from one client address (any username) before a lockout.",
+    )
     login_window_minutes: int = Field(default=15, description="Lockout window for failed logins.")
     secure_cookies: Literal["auto", "always", "never"] = Field(
         default="auto", description="Secure cookie flag: auto = when the request came over HTTPS."

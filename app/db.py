@@ -58,6 +58,9 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
         session.commit()
     except BaseException:
+        # Detach first: rollback would expire every loaded object, and the error page rendered
+        # after this still reads the caller's user and CSRF token (already loaded, unchanged).
+        session.expunge_all()
         session.rollback()
         raise
     finally:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from app.config import PROJECT_ROOT, Settings, get_settings
 from app.db import make_engine, make_sessionmaker
+from app.dbgate import DbGate, gate_capacity
 from app.handlers import install_error_handlers
 from app.middleware import install_middleware
 from app.routes import register_routes
@@ -63,6 +64,7 @@ def create_app(
     app.state.sessionmaker = make_sessionmaker(engine)
 
     install_middleware(app, settings)
+    app.add_middleware(DbGate, capacity=gate_capacity(engine))  # see app/dbgate.py
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static")
     register_routes(app, api_prefix=API_PREFIX)

@@ -35,6 +35,4 @@ def render(
         "csrf_token": csrf_token_for(request),
     }
     ctx.update(context or {})
-    return templates.TemplateResponse(
-        request, name, ctx, status_code=status_code, headers=headers
-    )
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)

@@ -8,7 +8,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import pytest  # noqa: E402
+import pytest
+
+from app.auth.passwords import use_cheap_hashing_for_tests
+
+use_cheap_hashing_for_tests()  # argon2 at full cost is ~0.5 s per hash on these machines
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 NIH_DIR = os.path.abspath(os.path.join(SHARED, "data", "nih-cxr-pneumonia"))

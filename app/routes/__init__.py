@@ -16,6 +16,7 @@ ROUTE_MODULES = (
     "app.routes.images",
     "app.routes.studies",
     "app.routes.jobs",
+    "app.routes.admin",
     "app.routes.rater",
     "app.routes.analysis",
 )

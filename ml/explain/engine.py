@@ -89,12 +89,15 @@ def _free_bytes(device: torch.device) -> int:
         return 2 << 30
 
 
-_ACT_CACHE: dict[tuple[int, tuple[int, ...], str], int] = {}
+_ACT_CACHE: dict[tuple[int, int, tuple[int, ...], str], int] = {}
 
 
-def _activation_bytes_per_image(model: nn.Module, shape: tuple[int, ...], device: torch.device) -> int:
+def _activation_bytes_per_image(
+    model: nn.Module, shape: tuple[int, ...], device: torch.device
+) -> int:
     """Bytes of module outputs for one image: what backward must keep alive (measured once)."""
-    key = (id(model), shape, str(device))
+    n_params = sum(p.numel() for p in model.parameters())
+    key = (id(model), n_params, shape, str(device))
     if key in _ACT_CACHE:
         return _ACT_CACHE[key]
     total = 0
@@ -167,6 +170,8 @@ def compute_saliency(
     """
     merged = method_params(method, params)
     _validate(model, inputs)
+    if max_batch is not None and max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     dev = device if device is not None else _model_device(model)
     if next(model.parameters(), None) is not None:
         model.to(dev)
@@ -183,8 +188,6 @@ def compute_saliency(
             if method == "gradcam" and "layer" not in merged:
                 merged["layer"] = find_gradcam_layer(model)
             budget = max_batch or auto_chunk_size(model, tuple(inputs.shape[1:]), dev)
-            if max_batch is not None and max_batch < 1:
-                raise ValueError(f"max_batch must be >= 1, got {max_batch}")
             head = TargetHead(model)
             maps, logits, used = [], [], []
             start = time.perf_counter()
@@ -199,6 +202,8 @@ def compute_saliency(
                     top = nn.functional.one_hot(chunk_logits.argmax(1), num_classes).float()
                     w = torch.where(p[:, None], top, w)
                     p = torch.zeros_like(p)
+                if method in SINGLE_PASS:
+                    x.requires_grad_()  # Captum would do it, with a warning per call
                 m = attribute(method, head, x, w, p, budget=budget, params=merged)
                 if method in SINGLE_PASS:
                     assert head.last_logits is not None and head.last_weights is not None
@@ -223,9 +228,7 @@ def compute_saliency(
         logits=all_logits,
         probs=torch.sigmoid(all_logits) if multilabel else all_logits.softmax(dim=1),
         targets=targets,
-        target_names=[
-            "+".join(names[i] if names else str(i) for i in t) for t in targets
-        ],
+        target_names=["+".join(names[i] if names else str(i) for i in t) for t in targets],
         target_sources=sources,
         method=method,
         params=merged,

@@ -13,6 +13,7 @@ get their internal batch sizes from it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -59,11 +60,11 @@ def method_params(method: str, params: Mapping[str, Any] | None) -> dict[str, An
     if method not in METHODS:
         raise ValueError(f"unknown saliency method {method!r}; expected one of {METHODS}")
     merged = dict(DEFAULT_PARAMS[method])
-    extra = set(params or {}) - set(merged) - {"layer"}
+    # Grad-CAM also takes ``layer`` (an nn.Module) to override the last-stage default.
+    extra = set(params or {}) - set(merged) - ({"layer"} if method == "gradcam" else set())
     if extra:
         raise ValueError(
-            f"unknown parameter(s) {sorted(extra)} for method {method!r}; "
-            f"valid: {sorted(merged)}"
+            f"unknown parameter(s) {sorted(extra)} for method {method!r}; valid: {sorted(merged)}"
         )
     merged.update(params or {})
     return merged
@@ -173,7 +174,10 @@ def _gradcam(
 def _guided_backprop(
     head: TargetHead, x: torch.Tensor, args: tuple[Any, ...], **_: Any
 ) -> torch.Tensor:
-    attr = GuidedBackprop(head).attribute(x, target=0, additional_forward_args=args)
+    with warnings.catch_warnings():
+        # Captum announces its (temporary) ReLU hooks on every call; they are removed after.
+        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+        attr = GuidedBackprop(head).attribute(x, target=0, additional_forward_args=args)
     return _reduce_channels(attr)
 
 

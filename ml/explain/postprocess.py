@@ -45,7 +45,9 @@ def postprocess(maps: torch.Tensor, mode: str = "clip_std", **params: Any) -> to
         bounds = torch.quantile(flat, q, dim=1)  # 2×N
         lo, hi = bounds[0][:, None], bounds[1][:, None]
     else:
-        raise ValueError(f"unknown post-processing mode {mode!r}; expected one of {POSTPROCESS_MODES}")
+        raise ValueError(
+            f"unknown post-processing mode {mode!r}; expected one of {POSTPROCESS_MODES}"
+        )
     clipped = torch.minimum(torch.maximum(flat, lo), hi)
     cmin = clipped.min(dim=1, keepdim=True).values
     span = clipped.max(dim=1, keepdim=True).values - cmin
@@ -57,4 +59,6 @@ def postprocess(maps: torch.Tensor, mode: str = "clip_std", **params: Any) -> to
 def _only(params: dict[str, Any], allowed: set[str], mode: str) -> None:
     extra = set(params) - allowed
     if extra:
-        raise ValueError(f"unknown parameter(s) {sorted(extra)} for mode {mode!r}; valid: {sorted(allowed)}")
+        raise ValueError(
+            f"unknown parameter(s) {sorted(extra)} for mode {mode!r}; valid: {sorted(allowed)}"
+        )

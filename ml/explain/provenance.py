@@ -17,7 +17,11 @@ __all__ = ["jsonable", "library_versions", "provenance"]
 @lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
     """Versions of everything that can change a map's values."""
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
     for dist in ("captum", "torchvision", "radsal", "pillow"):
         try:
             versions[dist] = metadata.version(dist)

@@ -37,9 +37,7 @@ class TargetSpec:
         return self.kind if self.class_index is None else f"class:{self.class_index}"
 
 
-def parse_target(
-    target: str, class_names: Sequence[str] | None, num_classes: int
-) -> TargetSpec:
+def parse_target(target: str, class_names: Sequence[str] | None, num_classes: int) -> TargetSpec:
     """Validate a target string early so a bad study setting fails before any compute."""
     if target in ("predicted", "ground_truth"):
         return TargetSpec(target)
@@ -50,9 +48,7 @@ def parse_target(
             # Allow a bare index when the model carries no class names.
             if name.isdigit() and int(name) < num_classes:
                 return TargetSpec("class", int(name))
-            raise ValueError(
-                f"target {target!r} needs class_names (or an index < {num_classes})"
-            )
+            raise ValueError(f"target {target!r} needs class_names (or an index < {num_classes})")
         if name not in names:
             raise ValueError(f"unknown class name {name!r} in target; valid names: {names}")
         return TargetSpec("class", names.index(name))

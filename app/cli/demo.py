@@ -1,0 +1,97 @@
+"""`radsal demo`: build the demo study (app.services.demo) and serve it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "demo",
+        help="build a demo study (train, evaluate, import, generate maps) and serve it",
+        description=(
+            "Build a complete reader study on the embedded default (SQLite in the data "
+            "directory): a data set, a standard and a dual-BN model trained with ml/, their "
+            "evaluation, both checkpoints and the study images imported, a study with raters "
+            "and both arms, its saliency maps; then print the logins and serve. Re-running "
+            "reuses every finished step."
+        ),
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="your own images instead of synthetic lesions: a folder with train/ and val/ "
+        "class folders, a CSV, or a folder holding labels.csv (e.g. the NIH chest X-rays)",
+    )
+    p.add_argument("--reset", action="store_true", help="delete the demo and its SQLite DB first")
+    p.add_argument("--no-serve", action="store_true", help="build only, do not start the server")
+    p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
+    p.add_argument("--epochs", type=int, default=3, help="training epochs per model (default 3)")
+    p.add_argument("--image-size", type=int, default=64, help="model input size (default 64)")
+    p.add_argument("--n-images", type=int, default=48, help="cases in the study (default 48)")
+    p.add_argument("--n-train", type=int, default=300, help="synthetic training images (300)")
+    p.add_argument("--raters", type=int, default=6, help="raters invited (default 6)")
+    p.add_argument("--arch", default="resnet_tiny", help="model architecture (resnet_tiny)")
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data, training and design")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from app.cli import serve
+    from app.config import get_settings
+    from app.services.demo import (
+        DemoError,
+        DemoOptions,
+        build_demo,
+        format_summary,
+        reset_demo,
+    )
+
+    settings = get_settings()
+    try:
+        options = DemoOptions(
+            data=args.data,
+            epochs=args.epochs,
+            image_size=args.image_size,
+            n_train=args.n_train,
+            n_images=args.n_images,
+            raters=args.raters,
+            arch=args.arch,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+        if args.reset:
+            removed = reset_demo(settings)
+            print(f"reset: removed {len(removed)} demo file(s) and folder(s)", file=sys.stderr)
+        result = build_demo(settings, options, base_url=public_url(settings, args.host, args.port))
+    except DemoError as exc:
+        print(f"radsal demo: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(result), flush=True)
+    if args.no_serve:
+        print(f"\nStart the server with: radsal serve --host {args.host} --port {args.port}")
+        return 0
+    print("\nServing (Ctrl+C stops; `radsal demo` again resumes instantly).", flush=True)
+    return serve.main(
+        argparse.Namespace(host=args.host, port=args.port, workers=1, log_level="warning")
+    )
+
+
+def public_url(settings: Settings, host: str, port: int) -> str:
+    """RADSAL_BASE_URL when the admin set one (env or .env, e.g. behind a proxy), else where
+    this command serves: the printed invite links must open this server."""
+    if "base_url" in settings.model_fields_set:
+        return settings.base_url.rstrip("/")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}"

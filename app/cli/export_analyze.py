@@ -1,0 +1,194 @@
+"""`radsal export STUDY` and `radsal analyze STUDY`: the researcher's exports and statistics
+from the shell, through the same services as the web page and the HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.errors import DomainError
+
+EXPORT_FORMATS = ("csv", "wide", "json", "mrmc", "r")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    exp = sub.add_parser(
+        "export",
+        help="export a study's ratings (tidy CSV, wide CSV, JSON, MRMC CSV, R script)",
+        description="Export one consistent snapshot of a study's ratings (unblinded).",
+    )
+    exp.add_argument("study", help="study id or exact name")
+    exp.add_argument(
+        "--format",
+        "-f",
+        choices=EXPORT_FORMATS,
+        default="csv",
+        help="csv: tidy long (default); wide: one row per trial; json: design + ratings; "
+        "mrmc: reader,case,modality,score; r: ordinal::clmm script for the csv export",
+    )
+    exp.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
+    exp.set_defaults(func=main_export)
+
+    ana = sub.add_parser(
+        "analyze",
+        help="analyse a study's ratings (tests, agreement, mixed model)",
+        description="Analyse the ratings that exist now; warnings say what limits the numbers.",
+    )
+    ana.add_argument("study", help="study id or exact name")
+    ana.add_argument("--json", action="store_true", help="print the full analysis as JSON")
+    ana.add_argument("--report", type=Path, default=None, help="also write the HTML report here")
+    ana.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (CIs of r)")
+    ana.set_defaults(func=main_analyze)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Alias of `add_parsers` (the ml CLI convention)."""
+    add_parsers(sub)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A read-only session on the configured (migrated) database."""
+    from app.config import get_settings
+    from app.db import make_engine, make_sessionmaker
+    from app.migrate import upgrade_database
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url())
+    upgrade_database(engine)
+    session = make_sessionmaker(engine)()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+        engine.dispose()
+
+
+def resolve_study(db: Session, ref: str) -> int:
+    """A study id from an id or an exact, unambiguous name."""
+    from sqlalchemy import select
+
+    from app.errors import Invalid, NotFound
+    from app.models import Study
+
+    if ref.isdigit():
+        return int(ref)
+    ids = list(db.scalars(select(Study.id).where(Study.name == ref)))
+    if not ids:
+        raise NotFound(f"No study named {ref!r}.")
+    if len(ids) > 1:
+        raise Invalid(
+            f"{len(ids)} studies are named {ref!r}; use the id ({', '.join(map(str, ids))})."
+        )
+    return ids[0]
+
+
+def main_export(args: argparse.Namespace) -> int:
+    from app.services.export import export_study
+
+    try:
+        with _session() as db:
+            body, _media, filename = export_study(db, resolve_study(db, args.study), args.format)
+    except DomainError as exc:
+        print(f"radsal export: {exc.message}", file=sys.stderr)
+        return 2
+    if args.output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        args.output.write_bytes(body)
+        print(
+            f"wrote {args.output} ({len(body)} bytes; suggested name {filename})", file=sys.stderr
+        )
+    return 0
+
+
+def main_analyze(args: argparse.Namespace) -> int:
+    from app.services.analysis import analyze_study
+    from app.services.report import render_report
+
+    try:
+        with _session() as db:
+            result = analyze_study(db, resolve_study(db, args.study), n_boot=args.n_boot)
+    except DomainError as exc:
+        print(f"radsal analyze: {exc.message}", file=sys.stderr)
+        return 2
+    if args.report is not None:
+        args.report.write_text(render_report(result), encoding="utf-8")
+        print(f"wrote {args.report}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_text(result))
+    return 0
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _p(value: Any) -> str:
+    return "–" if value is None else ("<0.001" if value < 0.001 else f"{value:.3f}")
+
+
+def format_text(a: dict[str, Any]) -> str:
+    """A terminal summary of the analysis (the JSON has everything)."""
+    s = a["study"]
+    lines = [
+        f"Study {s['id']} “{s['name']}” ({s['status']}): {s['n_raters']} raters, "
+        f"{s['n_cases']} cases, {len(s['arms'])} arms, {s['n_rated']}/{s['n_trials']} trials rated",
+    ]
+    lines += [f"  warning: {w}" for w in a["warnings"]]
+    if a["empty"]:
+        return "\n".join(lines)
+    for item in a["items"]:
+        if not item.get("descriptives"):
+            lines.append(f"\nItem {item['key']}: no scores")
+            continue
+        lines.append(f"\nItem {item['key']} (1–{len(item['levels'])})")
+        for d in item["descriptives"]:
+            lines.append(
+                f"  {d['arm']:<24} n={d['n']:<6} mean {_f(d['mean'])} (SD {_f(d['sd'])})  "
+                f"median {_f(d['median'], 1)} (IQR {_f(d['q1'], 1)}–{_f(d['q3'], 1)})"
+            )
+        for comp in item["comparisons"]:
+            rc = comp["rater_case"]
+            r = rc["rank_biserial"]
+            lines.append(
+                f"  {comp['difference']}: mean diff {_f(rc['mean_diff'])}, Wilcoxon (Pratt) "
+                f"p={_p(rc['wilcoxon']['p_value'])}, r={_f(r['r'])} "
+                f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] (n={rc['n']} rater×case pairs)"
+            )
+        if item["multi_arm"]:
+            fr = item["multi_arm"]["friedman"]
+            lines.append(f"  Friedman chi2={_f(fr['statistic'])} p={_p(fr['p_value'])}")
+        ov = item["agreement"]["overall"]
+        lines.append(
+            f"  agreement: alpha ordinal {_f(ov['alpha_ordinal'], 3)}, ICC(2,1) "
+            f"{_f(ov['icc']['icc2_1'], 3)}, ICC(2,k) {_f(ov['icc']['icc2_k'], 3)}"
+        )
+        intra = item["intra_rater"]["pooled"]
+        if intra["n"]:
+            lines.append(f"  intra-rater kappa (quadratic) {_f(intra['kappa_quadratic'], 3)}")
+        for f in item["mixed_model"]["fixed"][1:]:
+            lines.append(
+                f"  LMM {f['term']}: {_f(f['estimate'], 3)} [{_f(f['ci_low'], 3)}, "
+                f"{_f(f['ci_high'], 3)}] p={_p(f['p_value'])}"
+            )
+    for pref in a["preferences"]:
+        pb, sb = pref["prefer_b"], pref["side_bias"]
+        lines.append(
+            f"\nPreference {pref['arm_b']} vs {pref['arm_a']}: {pref['counts']} — binomial "
+            f"p={_p(pb['p_value'])}; left preferred {sb['left_preferred']}/{sb['n']} "
+            f"(p={_p(sb['p_value'])})"
+        )
+    return "\n".join(lines)

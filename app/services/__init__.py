@@ -1,0 +1,1 @@
+"""Business logic. Services take a Session, never import FastAPI and never commit."""

@@ -1,0 +1,97 @@
+"""The whole analysis of one study, from frames to one JSON-serialisable dict.
+
+`analyze` is what the web page, the CLI, the report and the benchmark all call, so they can
+never disagree. The first arm is the reference (normally the standard model); every other arm
+is compared with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from app.stats.agreement import inter_rater_agreement, intra_rater_agreement
+from app.stats.descriptives import arm_descriptives, likert_distribution
+from app.stats.frames import clean, primary, validate_preferences, validate_scores
+from app.stats.mixed import fit_crossed_lmm
+from app.stats.paired import DEFAULT_BOOT, DEFAULT_SEED, friedman_and_pairwise, paired_comparison
+from app.stats.preference import blinding_check, preference_test
+
+
+def analyze_item(
+    scores: pd.DataFrame,
+    arms: Sequence[str],
+    levels: Sequence[int],
+    prefs: pd.DataFrame | None = None,
+    *,
+    n_boot: int = DEFAULT_BOOT,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
+    """Every score-based statistic for one Likert item."""
+    ref = arms[0]
+    return {
+        "descriptives": arm_descriptives(scores, arms),
+        "distribution": likert_distribution(scores, levels, arms),
+        "comparisons": [
+            paired_comparison(scores, ref, other, n_boot=n_boot, seed=seed) for other in arms[1:]
+        ],
+        "multi_arm": (
+            friedman_and_pairwise(scores, arms, n_boot=n_boot, seed=seed) if len(arms) > 2 else None
+        ),
+        "agreement": inter_rater_agreement(scores, arms, levels),
+        "intra_rater": intra_rater_agreement(scores, levels, prefs),
+        "mixed_model": fit_crossed_lmm(scores, arms),
+    }
+
+
+def analyze(
+    scores: pd.DataFrame,
+    prefs: pd.DataFrame,
+    *,
+    arms: Sequence[str],
+    levels: Mapping[str, Sequence[int]],
+    guesses: pd.DataFrame | None = None,
+    blinding_target: str | None = None,
+    n_boot: int = DEFAULT_BOOT,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
+    """Analyse a study: per Likert item (keys of `levels`), preferences and blinding.
+
+    Items without any score are listed with `n_scores = 0` rather than dropped, so a reader of
+    the output sees that they exist and were not rated.
+    """
+    scores = validate_scores(scores) if len(scores) else scores
+    prefs = validate_preferences(prefs) if len(prefs) else prefs
+    arms = list(arms)
+    ref = arms[0] if arms else None
+    items: list[dict[str, Any]] = []
+    for key, lv in levels.items():
+        rows = scores[scores["item"] == key] if len(scores) else scores
+        entry: dict[str, Any] = {"key": key, "levels": list(lv), "n_scores": len(primary(rows))}
+        if entry["n_scores"] and len(arms) >= 2:
+            entry.update(
+                analyze_item(
+                    rows, arms, lv, prefs if len(prefs) else None, n_boot=n_boot, seed=seed
+                )
+            )
+        items.append(entry)
+    preferences = (
+        [preference_test(prefs, ref, other) for other in arms[1:]]
+        if len(prefs) and ref is not None
+        else []
+    )
+    blinding = None
+    if guesses is not None and len(guesses) and blinding_target is not None:
+        blinding = blinding_check(guesses, blinding_target)
+    return clean(  # type: ignore[no-any-return]
+        {
+            "arms": arms,
+            "reference_arm": ref,
+            "items": items,
+            "preferences": preferences,
+            "blinding": blinding,
+            "bootstrap": {"n_boot": n_boot, "seed": seed},
+        }
+    )

@@ -1,0 +1,581 @@
+/* radsal trial page: linked canvas viewer, keyboard-first answers, active-time clock and a
+   submit that survives double clicks and flaky networks. No dependencies, no inline code
+   (the CSP forbids it). Every viewport draws from one shared view state, so zoom, pan,
+   window/level and opacity are linked by construction. */
+(() => {
+  "use strict";
+
+  const root = document.getElementById("trial");
+  if (!root) return;
+
+  const IDLE_MS = 60000; // a gap without input longer than this is not active time
+  const RETRY_DELAYS = [400, 1200, 3000]; // automatic retries before asking the rater
+  const ZOOM_MIN = 0.5;
+  const ZOOM_MAX = 40;
+  const cfg = root.dataset;
+  const token = cfg.token;
+  const storeKey = "radsal:trial:" + token;
+
+  const $ = (sel, el = root) => el.querySelector(sel);
+  const $$ = (sel, el = root) => Array.from(el.querySelectorAll(sel));
+
+  /* ------------------------------------------------------------------ active-time clock */
+  const clock = (() => {
+    const saved = readStore().clock || { active: 0, total: 0 };
+    const start = performance.now();
+    let active = saved.active;
+    let last = start;
+    let visible = !document.hidden;
+
+    function pending(now) {
+      const gap = now - last;
+      return visible && gap <= IDLE_MS ? gap : 0;
+    }
+    function touch() {
+      const now = performance.now();
+      active += pending(now);
+      last = now;
+    }
+    for (const ev of ["pointermove", "pointerdown", "wheel", "keydown", "input", "touchstart"]) {
+      window.addEventListener(ev, touch, { passive: true, capture: true });
+    }
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) {
+        touch();
+        visible = false;
+      } else {
+        visible = true;
+        last = performance.now();
+      }
+    });
+    return {
+      read() {
+        const now = performance.now();
+        const total = Math.round(saved.total + (now - start));
+        return { active: Math.min(Math.round(active + pending(now)), total), total };
+      },
+    };
+  })();
+
+  function readStore() {
+    try {
+      return JSON.parse(sessionStorage.getItem(storeKey) || "{}");
+    } catch (_) {
+      return {};
+    }
+  }
+  function writeStore(extra) {
+    try {
+      sessionStorage.setItem(storeKey, JSON.stringify({ ...readStore(), ...extra }));
+    } catch (_) { /* private mode: timing simply restarts on reload */ }
+  }
+  let finished = false; // set once the answer is saved: nothing to carry over any more
+  window.addEventListener("pagehide", () => {
+    if (!finished) writeStore({ clock: clock.read() });
+  });
+
+  /* ------------------------------------------------------------------ viewer */
+  const PRESETS = $$("#wl-preset option").map((o) => o.value.split(",").map(Number));
+  const view = {
+    zoom: 1, cx: 0, cy: 0, wc: 128, ww: 256,
+    opacity: Number(cfg.opacity || 0.5), overlay: true, plain: false, tool: "pan", full: false,
+  };
+  const vpBox = $("#viewports");
+  const ports = $$(".vp").map((el) => ({ el, slot: el.dataset.slot, canvas: $("canvas", el) }));
+  const pics = { image: null, a: null, b: null };
+  let gray = null; // luminance of the display image, for window/level
+  let windowed = null; // offscreen canvas holding the windowed grayscale image
+  let lutKey = "";
+  let frame = 0;
+
+  function loadImage(url) {
+    return new Promise((resolve, reject) => {
+      const img = new Image();
+      img.decoding = "async";
+      img.onload = () => resolve(img);
+      img.onerror = () => reject(new Error("image failed to load"));
+      img.src = url;
+    });
+  }
+
+  function buildGray(img) {
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const ctx = c.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(img, 0, 0);
+    const rgba = ctx.getImageData(0, 0, c.width, c.height).data;
+    const g = new Uint8Array(c.width * c.height);
+    for (let i = 0, j = 0; j < g.length; i += 4, j += 1) g[j] = rgba[i];
+    return { w: c.width, h: c.height, data: g, canvas: c, ctx };
+  }
+
+  function applyWindow() {
+    const key = view.wc + "/" + view.ww;
+    if (key === lutKey && windowed) return;
+    lutKey = key;
+    const lut = new Uint8ClampedArray(256);
+    const lo = view.wc - view.ww / 2;
+    for (let v = 0; v < 256; v += 1) lut[v] = ((v - lo) / view.ww) * 255;
+    const out = gray.ctx.createImageData(gray.w, gray.h);
+    const px = out.data;
+    for (let j = 0, i = 0; j < gray.data.length; j += 1, i += 4) {
+      const v = lut[gray.data[j]];
+      px[i] = v; px[i + 1] = v; px[i + 2] = v; px[i + 3] = 255;
+    }
+    windowed = windowed || document.createElement("canvas");
+    windowed.width = gray.w;
+    windowed.height = gray.h;
+    windowed.getContext("2d").putImageData(out, 0, 0);
+  }
+
+  function visiblePorts() {
+    return ports.filter((p) => !p.el.hidden);
+  }
+
+  function fitScale(p) {
+    const dpr = window.devicePixelRatio || 1;
+    const w = p.canvas.clientWidth * dpr;
+    const h = p.canvas.clientHeight * dpr;
+    return Math.min(w / gray.w, h / gray.h);
+  }
+
+  function scaleOf(p) {
+    return fitScale(p) * view.zoom;
+  }
+
+  function draw() {
+    frame = 0;
+    if (!gray) return;
+    applyWindow();
+    const dpr = window.devicePixelRatio || 1;
+    for (const p of visiblePorts()) {
+      const c = p.canvas;
+      const w = Math.max(1, Math.round(c.clientWidth * dpr));
+      const h = Math.max(1, Math.round(c.clientHeight * dpr));
+      if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
+      const ctx = c.getContext("2d");
+      const s = scaleOf(p);
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.fillStyle = "#000";
+      ctx.fillRect(0, 0, w, h);
+      ctx.setTransform(s, 0, 0, s, w / 2 - view.cx * s, h / 2 - view.cy * s);
+      ctx.imageSmoothingEnabled = !view.full && s < 3;
+      ctx.imageSmoothingQuality = "high";
+      ctx.drawImage(windowed, 0, 0);
+      const map = pics[p.slot];
+      if (p.slot !== "image" && map && view.overlay && view.opacity > 0) {
+        ctx.globalAlpha = view.opacity;
+        ctx.drawImage(map, 0, 0, gray.w, gray.h);
+        ctx.globalAlpha = 1;
+      }
+      // The drawn state, readable by tests and assistive tools (no arm information here).
+      Object.assign(c.dataset, {
+        zoom: view.zoom.toFixed(4), cx: view.cx.toFixed(2), cy: view.cy.toFixed(2),
+        wc: String(view.wc), ww: String(view.ww),
+        opacity: view.overlay && p.slot !== "image" ? view.opacity.toFixed(2) : "0",
+      });
+    }
+    $("#zoom-out").textContent = Math.round(view.zoom * 100) + "%";
+    $("#wl-out").textContent = "C " + Math.round(view.wc) + " · W " + Math.round(view.ww);
+    $("#opacity-out").textContent = Math.round(view.opacity * 100) + "%";
+  }
+
+  function redraw() {
+    if (!frame) frame = requestAnimationFrame(draw);
+  }
+
+  function resetView() {
+    view.zoom = 1;
+    view.full = false;
+    if (gray) { view.cx = gray.w / 2; view.cy = gray.h / 2; }
+    [view.wc, view.ww] = PRESETS[0] || [128, 256];
+    $("#wl-preset").selectedIndex = 0;
+    redraw();
+  }
+
+  function zoomAt(factor, p, mx, my) {
+    if (!gray) return;
+    const next = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, view.zoom * factor));
+    if (p && mx !== undefined) {
+      const dpr = window.devicePixelRatio || 1;
+      const ox = mx * dpr - p.canvas.width / 2;
+      const oy = my * dpr - p.canvas.height / 2;
+      const s0 = scaleOf(p);
+      const s1 = fitScale(p) * next;
+      view.cx += ox / s0 - ox / s1;
+      view.cy += oy / s0 - oy / s1;
+    }
+    view.zoom = next;
+    view.full = false;
+    redraw();
+  }
+
+  function fullResolution() {
+    const p = visiblePorts()[0];
+    if (!p || !gray) return;
+    view.zoom = 1 / fitScale(p);
+    view.full = true;
+    redraw();
+  }
+
+  function setOpacity(value) {
+    view.opacity = Math.min(1, Math.max(0, Math.round(value * 20) / 20));
+    $("#opacity").value = String(Math.round(view.opacity * 100));
+    if (!view.overlay && view.opacity > 0) setOverlay(true);
+    redraw();
+  }
+
+  function setOverlay(on) {
+    view.overlay = on;
+    $("#overlay-toggle").checked = on;
+    redraw();
+  }
+
+  function setPlain(on) {
+    view.plain = on;
+    $("#plain-toggle").checked = on;
+    ports.find((p) => p.slot === "image").el.hidden = !on;
+    vpBox.classList.toggle("with-plain", on);
+    redraw();
+  }
+
+  function setTool(tool) {
+    view.tool = tool;
+    $('[data-action="wl-tool"]').setAttribute("aria-pressed", String(tool === "wl"));
+    vpBox.classList.toggle("wl-mode", tool === "wl");
+  }
+
+  function setPreset(index) {
+    const sel = $("#wl-preset");
+    const i = ((index % PRESETS.length) + PRESETS.length) % PRESETS.length;
+    sel.selectedIndex = i;
+    [view.wc, view.ww] = PRESETS[i];
+    redraw();
+  }
+
+  for (const p of ports) {
+    const c = p.canvas;
+    let drag = null;
+    c.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      zoomAt(Math.exp(-e.deltaY * 0.0015), p, e.offsetX, e.offsetY);
+    }, { passive: false });
+    c.addEventListener("contextmenu", (e) => e.preventDefault());
+    c.addEventListener("dblclick", (e) => { e.preventDefault(); resetView(); });
+    c.addEventListener("pointerdown", (e) => {
+      const mode = e.button === 2 || (e.button === 0 && view.tool === "wl") ? "wl" : "pan";
+      drag = { mode, x: e.clientX, y: e.clientY };
+      c.setPointerCapture(e.pointerId);
+      c.classList.add("dragging");
+    });
+    c.addEventListener("pointermove", (e) => {
+      if (!drag || !gray) return;
+      const dx = e.clientX - drag.x;
+      const dy = e.clientY - drag.y;
+      drag.x = e.clientX;
+      drag.y = e.clientY;
+      if (drag.mode === "pan") {
+        const s = scaleOf(p) / (window.devicePixelRatio || 1);
+        view.cx -= dx / s;
+        view.cy -= dy / s;
+      } else {
+        view.ww = Math.min(512, Math.max(2, view.ww + dx));
+        view.wc = Math.min(255, Math.max(0, view.wc + dy * 0.5));
+      }
+      redraw();
+    });
+    const end = (e) => {
+      drag = null;
+      c.classList.remove("dragging");
+      if (c.hasPointerCapture(e.pointerId)) c.releasePointerCapture(e.pointerId);
+    };
+    c.addEventListener("pointerup", end);
+    c.addEventListener("pointercancel", end);
+  }
+  window.addEventListener("resize", redraw);
+
+  const actions = {
+    "zoom-in": () => zoomAt(1.25),
+    "zoom-out": () => zoomAt(0.8),
+    reset: resetView,
+    full: fullResolution,
+    "wl-tool": () => setTool(view.tool === "wl" ? "pan" : "wl"),
+  };
+  for (const btn of $$("[data-action]")) {
+    btn.addEventListener("click", () => {
+      actions[btn.dataset.action]();
+      btn.blur(); // keep Enter and the digits for the answer, not the last clicked button
+    });
+  }
+  $("#opacity").addEventListener("input", (e) => setOpacity(Number(e.target.value) / 100));
+  $("#overlay-toggle").addEventListener("change", (e) => setOverlay(e.target.checked));
+  $("#plain-toggle").addEventListener("change", (e) => setPlain(e.target.checked));
+  $("#wl-preset").addEventListener("change", (e) => { setPreset(e.target.selectedIndex); e.target.blur(); });
+
+  const loading = $("#vp-loading");
+  Promise.all([cfg.imageUrl, cfg.mapAUrl, cfg.mapBUrl].map(loadImage)).then(([img, a, b]) => {
+    pics.image = img;
+    pics.a = a;
+    pics.b = b;
+    gray = buildGray(img);
+    view.cx = gray.w / 2;
+    view.cy = gray.h / 2;
+    loading.classList.add("gone");
+    root.dataset.ready = "1";
+    redraw();
+  }).catch(() => {
+    loading.textContent = "The images could not be loaded. Reload the page to try again.";
+    loading.classList.add("failed");
+  });
+
+  /* ------------------------------------------------------------------ answer form */
+  const form = $("#rating-form");
+  const submitBtn = $("#submit-button");
+  const status = $("#save-status");
+  const missing = $("#missing");
+  const comment = $("#comment");
+  const rows = $$(".score-row");
+  let cursor = 0;
+
+  function setCursor(i) {
+    if (!rows.length) return;
+    cursor = Math.max(0, Math.min(rows.length - 1, i));
+    rows.forEach((r, k) => r.classList.toggle("active", k === cursor));
+    const side = rows[cursor].dataset.side;
+    for (const p of ports) p.el.classList.toggle("scoring", p.slot === (side === "left" ? "a" : "b"));
+  }
+
+  function rowValue(row) {
+    const checked = $("input:checked", row);
+    return checked ? Number(checked.value) : null;
+  }
+
+  function firstEmptyRow(from) {
+    for (let k = 0; k < rows.length; k += 1) {
+      const i = (from + k) % rows.length;
+      if (rowValue(rows[i]) === null) return i;
+    }
+    return -1;
+  }
+
+  function answer() {
+    const scores = {};
+    for (const row of rows) {
+      const [key, side] = row.dataset.field.split(":");
+      scores[key] = scores[key] || { left: null, right: null };
+      scores[key][side] = rowValue(row);
+    }
+    const pref = $('input[name="preference"]:checked');
+    const first = rows.length ? rows[0].dataset.field.split(":")[0] : null;
+    return {
+      left_score: first ? scores[first].left : null,
+      right_score: first ? scores[first].right : null,
+      scores,
+      preference: pref ? pref.value : null,
+      comment: comment ? comment.value : null,
+    };
+  }
+
+  function missingParts() {
+    const out = [];
+    for (const fs of $$("fieldset.likert")) {
+      if (fs.dataset.required !== "1") continue;
+      for (const row of $$(".score-row", fs)) {
+        if (rowValue(row) === null) out.push("Map " + (row.dataset.side === "left" ? "A" : "B") + " score");
+      }
+    }
+    const pref = $("fieldset.preference");
+    if (pref && pref.dataset.required === "1" && !$("input:checked", pref)) out.push("preference");
+    const com = $("fieldset.comment");
+    if (com && com.dataset.required === "1" && !comment.value.trim()) out.push("comment");
+    return out;
+  }
+
+  function refresh() {
+    const need = missingParts();
+    submitBtn.disabled = need.length > 0 || busy;
+    missing.textContent = need.length ? "Still needed: " + need.join(", ") : "";
+    writeStore({ draft: answer() });
+  }
+
+  function restoreDraft() {
+    if (Number(cfg.revision) > 0) return; // a saved answer is already filled in by the server
+    const draft = readStore().draft;
+    if (!draft) return;
+    for (const [key, pair] of Object.entries(draft.scores || {})) {
+      for (const side of ["left", "right"]) {
+        const input = form.querySelector(`input[name="${CSS.escape(key + ":" + side)}"][value="${pair[side]}"]`);
+        if (input) input.checked = true;
+      }
+    }
+    if (draft.preference) {
+      const p = form.querySelector(`input[name="preference"][value="${CSS.escape(draft.preference)}"]`);
+      if (p) p.checked = true;
+    }
+    if (comment && draft.comment) comment.value = draft.comment;
+  }
+
+  function score(n) {
+    if (!rows.length) return;
+    const row = rows[cursor];
+    const input = $(`input[value="${n}"]`, row);
+    if (!input) return;
+    input.checked = true;
+    const next = firstEmptyRow(cursor + 1);
+    if (next >= 0) setCursor(next);
+    refresh();
+  }
+
+  function chooseSide(side) {
+    if (!rows.length) return;
+    const key = rows[cursor].dataset.field.split(":")[0];
+    const i = rows.findIndex((r) => r.dataset.field === key + ":" + side);
+    if (i >= 0) setCursor(i);
+  }
+
+  function prefer(value) {
+    const input = $(`input[name="preference"][value="${value}"]`);
+    if (input) { input.checked = true; refresh(); }
+  }
+
+  rows.forEach((row, i) => {
+    row.addEventListener("click", () => setCursor(i));
+    row.addEventListener("change", () => {
+      const next = firstEmptyRow(i + 1);
+      if (next >= 0 && rowValue(row) !== null) setCursor(next);
+    });
+  });
+  form.addEventListener("change", refresh);
+  form.addEventListener("input", refresh);
+
+  /* ------------------------------------------------------------------ saving */
+  let busy = false;
+  let requestId = null;
+  let requestFor = "";
+
+  function uuid4() {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  function say(text, kind) {
+    status.textContent = text;
+    status.className = "save-status" + (kind ? " " + kind : "");
+  }
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  async function post(body) {
+    const res = await fetch(cfg.ratingUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": cfg.csrf },
+      body: JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await res.json(); } catch (_) { data = null; }
+    return { res, data };
+  }
+
+  async function submit() {
+    if (busy || missingParts().length) return;
+    const ans = answer();
+    const fingerprint = JSON.stringify(ans);
+    // One id per distinct answer: a retry or double submit of the same answer replays.
+    if (fingerprint !== requestFor) { requestId = uuid4(); requestFor = fingerprint; }
+    busy = true;
+    submitBtn.disabled = true;
+    say("Saving…", "");
+    for (let attempt = 0; attempt <= RETRY_DELAYS.length; attempt += 1) {
+      const t = clock.read();
+      try {
+        const { res, data } = await post({ ...ans, active_ms: t.active, total_ms: t.total, request_id: requestId });
+        if (res.ok && data && data.saved) {
+          say("Saved ✓", "ok");
+          finished = true;
+          try { sessionStorage.removeItem(storeKey); } catch (_) { /* ignore */ }
+          root.dataset.saved = String(data.revision);
+          window.location.assign(data.next_url);
+          return;
+        }
+        if (res.status === 401) {
+          fail("Not saved: your session has ended. Log in again in another tab, then press Enter to retry. Your answer is kept here.");
+          return;
+        }
+        if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+          const why = data && data.errors ? data.errors.map((e) => e.msg).join(" ") : "";
+          fail("Not saved: " + ((data && data.detail) || "the server refused the answer.") + (why ? " " + why : ""));
+          return;
+        }
+      } catch (_) { /* network error: retry below */ }
+      if (attempt < RETRY_DELAYS.length) {
+        say("Saving… the server did not answer, retrying (" + (attempt + 1) + ")", "");
+        await sleep(RETRY_DELAYS[attempt]);
+      }
+    }
+    fail("Not saved: the server could not be reached. Your answer is kept on this page — press Enter or the button to try again.");
+  }
+
+  function fail(text) {
+    busy = false;
+    say(text, "error");
+    submitBtn.textContent = "Retry saving";
+    refresh();
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+
+  /* ------------------------------------------------------------------ hotkeys */
+  const help = document.getElementById("help");
+  $("#help-button").addEventListener("click", () => help.showModal());
+
+  function go(url) { if (url) window.location.assign(url); }
+
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (help.open) return; // the dialog handles its own keys (Esc closes)
+    const t = e.target;
+    const typing = t instanceof HTMLTextAreaElement || (t instanceof HTMLInputElement && t.type === "text");
+    if (typing) {
+      if (e.key === "Escape") { t.blur(); e.preventDefault(); }
+      else if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); submit(); }
+      return;
+    }
+    if (t instanceof HTMLSelectElement) return;
+    const pressable = t instanceof HTMLAnchorElement || t instanceof HTMLButtonElement;
+    if (pressable && (e.key === "Enter" || e.key === " ")) return; // let links and buttons work
+    const k = e.key;
+    let handled = true;
+    if (/^[1-9]$/.test(k)) score(Number(k));
+    else if (k === "a" || k === "A") chooseSide("left");
+    else if (k === "b" || k === "B") chooseSide("right");
+    else if (k === "z" || k === "Z" || k === "ArrowLeft") prefer("left");
+    else if (k === "x" || k === "X" || k === "ArrowDown") prefer("none");
+    else if (k === "c" || k === "C" || k === "ArrowRight") prefer("right");
+    else if (k === "Enter") submit();
+    else if (k === "m" || k === "M") { if (comment) comment.focus(); }
+    else if (k === "p" || k === "P") go(cfg.previousUrl);
+    else if (k === "n" || k === "N") go(cfg.nextUrl);
+    else if (k === "+" || k === "=") zoomAt(1.25);
+    else if (k === "-" || k === "_") zoomAt(0.8);
+    else if (k === "0") resetView();
+    else if (k === "f" || k === "F") fullResolution();
+    else if (k === "o" || k === "O") setOverlay(!view.overlay);
+    else if (k === "i" || k === "I") setPlain(!view.plain);
+    else if (k === "w" || k === "W") setTool(view.tool === "wl" ? "pan" : "wl");
+    else if (k === "l" || k === "L") setPreset($("#wl-preset").selectedIndex + 1);
+    else if (k === "[") setOpacity(view.opacity - 0.1);
+    else if (k === "]") setOpacity(view.opacity + 0.1);
+    else if (k === "?") help.showModal();
+    else handled = false;
+    if (handled) e.preventDefault();
+  });
+
+  restoreDraft();
+  setCursor(Math.max(0, firstEmptyRow(0)));
+  refresh();
+})();

@@ -1,0 +1,280 @@
+"""Generation jobs: progress JSON, failure, cancel, resume after a kill, blinding of map files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image as PILImage
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.models import Job, JobTask, SaliencyMap, Study
+from app.services import generation
+from app.services.jobs import enqueue_generation
+from app.services.studies import create_study
+from app.worker import run_pending
+from tests.app.fixtures_ml import Catalog, build_catalog
+
+
+@pytest.fixture()
+def catalog(db: Session, settings: Settings, tmp_path: Path, make_user: Any) -> Catalog:
+    return build_catalog(db, settings, tmp_path, make_user, n_images=5)
+
+
+@pytest.fixture()
+def staff(make_user: Any, api_headers: Any) -> dict[str, str]:
+    return api_headers(make_user("admin"))  # type: ignore[no-any-return]
+
+
+def _study(db: Session, catalog: Catalog, **overrides: Any) -> Study:
+    return create_study(db, spec=catalog.spec(**overrides), actor=catalog.admin)
+
+
+def _maps(db: Session, study: Study) -> list[SaliencyMap]:
+    arm_ids = [a.id for a in study.arms]
+    return list(db.scalars(select(SaliencyMap).where(SaliencyMap.arm_id.in_(arm_ids))))
+
+
+def _assert_each_map_once(db: Session, study: Study, settings: Settings) -> None:
+    maps = _maps(db, study)
+    keys = Counter((m.arm_id, m.image_id, m.target) for m in maps)
+    assert len(keys) == len(study.arms) * len(study.images)
+    assert set(keys.values()) == {1}
+    files = [p for p in (settings.data_dir / "maps").rglob("*") if p.is_file()]
+    assert len(files) == 2 * len(maps), "one raw .npy and one heatmap .png per map, no leftovers"
+
+
+def test_job_json_and_progress_callback(
+    client: TestClient,
+    staff: dict[str, str],
+    catalog: Catalog,
+    db: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    study = _study(db, catalog)
+    job = enqueue_generation(db, study, catalog.admin, batch_size=2)
+    db.flush()
+    queued = client.get(f"/api/v1/jobs/{job.id}", headers=staff).json()
+    assert {k: queued[k] for k in ("status", "done", "total", "study_id", "kind")} == {
+        "status": "queued",
+        "done": 0,
+        "total": 10,
+        "study_id": study.id,
+        "kind": "generate_maps",
+    }
+    assert set(queued) >= {"id", "error", "rate", "eta_seconds"}
+    assert len(db.scalars(select(JobTask).where(JobTask.job_id == job.id)).all()) == 6  # 2 arms x 3
+    seen: list[tuple[int, int]] = []
+    computed = run_pending(session_factory, settings, progress=lambda d, t: seen.append((d, t)))
+    assert computed == 10
+    assert seen[-1] == (10, 10) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    done = client.get(f"/api/v1/jobs/{job.id}", headers=staff).json()
+    assert done["status"] == "done" and done["done"] == 10 and done["eta_seconds"] is None
+    assert done["rate"] is not None and done["rate"] > 0
+    _assert_each_map_once(db, study, settings)
+
+    m = _maps(db, study)[0]
+    assert m.provenance["method"] == "gradient" and len(m.provenance["checkpoint_sha256"]) == 64
+    assert m.provenance["postprocess"]["mode"] == "clip_std"
+    assert set(m.prediction["probs"]) == {"normal", "pneumonia"}
+    assert 0.0 <= m.metrics["gini"] <= 1.0 and m.compute_ms > 0
+
+    page = client.get(f"/jobs/{job.id}", headers=staff)
+    assert page.status_code == 200 and "10 / 10" in page.text
+    assert client.get("/jobs", headers=staff).status_code == 200
+
+    # Everything exists: a new generation job has nothing to do.
+    study.status = "draft"
+    empty = enqueue_generation(db, study, catalog.admin)
+    assert (empty.total, empty.status) == (0, "done")
+
+
+def test_map_files_do_not_reveal_the_arm(
+    catalog: Catalog, db: Session, session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    study = _study(db, catalog, saliency={"colormap": "viridis"})
+    enqueue_generation(db, study, catalog.admin)
+    run_pending(session_factory, settings)
+    maps = _maps(db, study)
+    arm_ids = {str(a.id) for a in study.arms}
+    by_image: dict[int, list[SaliencyMap]] = {}
+    for m in maps:
+        by_image.setdefault(m.image_id, []).append(m)
+        name = Path(m.overlay_path).stem
+        assert len(name) == 32 and name not in arm_ids
+    for image_id, pair in by_image.items():
+        shapes, chunks = set(), set()
+        for m in pair:
+            data = (settings.data_dir / m.overlay_path).read_bytes()
+            chunks.add(tuple(_png_chunks(data)))
+            with PILImage.open(settings.data_dir / m.overlay_path) as im:
+                shapes.add((im.size, im.mode))
+            raw = np.load(settings.data_dir / m.raw_path)
+            assert raw.dtype == np.float16 and raw.shape == (32, 32)
+        image = next(si for si in study.images if si.image_id == image_id)
+        assert len(shapes) == 1 and len(chunks) == 1, "same size, mode and PNG chunk layout"
+        assert shapes.pop() == ((48, 40), "RGBA"), image  # display resolution (w, h)
+
+
+def _png_chunks(data: bytes) -> list[str]:
+    out: list[str] = []
+    pos = 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8].decode()
+        if kind != "IDAT" or not out or out[-1] != "IDAT":
+            out.append(kind)
+        pos += 12 + length
+    return out
+
+
+def test_failure_is_recorded_and_the_study_returns_to_draft(
+    client: TestClient,
+    staff: dict[str, str],
+    catalog: Catalog,
+    db: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def boom(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr("app.worker.compute_maps", boom)
+    study = _study(db, catalog)
+    job = enqueue_generation(db, study, catalog.admin)
+    run_pending(session_factory, settings)
+    body = client.get(f"/api/v1/jobs/{job.id}", headers=staff).json()
+    assert body["status"] == "failed" and "out of memory" in body["error"]
+    db.refresh(study)
+    assert study.status == "draft"
+    assert "out of memory" in client.get(f"/studies/{study.id}", headers=staff).text
+    statuses = set(db.scalars(select(JobTask.status).where(JobTask.job_id == job.id)))
+    assert statuses <= {"failed", "cancelled"}
+
+
+def test_cancel_drops_queued_work(
+    client: TestClient,
+    staff: dict[str, str],
+    catalog: Catalog,
+    db: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    study = _study(db, catalog)
+    job = enqueue_generation(db, study, catalog.admin, batch_size=1)
+    db.flush()
+    run_pending(session_factory, settings, max_tasks=2)
+    r = client.post(f"/api/v1/jobs/{job.id}/cancel", headers=staff)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert r.json()["done"] == 2
+    assert run_pending(session_factory, settings) == 0
+    db.refresh(study)
+    assert study.status == "draft"
+    assert len(_maps(db, study)) == 2
+    assert client.post(f"/api/v1/jobs/{job.id}/cancel", headers=staff).status_code == 409
+    # Generating again computes only the 8 missing maps.
+    again = client.post(f"/api/v1/studies/{study.id}/generate", headers=staff).json()
+    assert again["total"] == 8
+    assert run_pending(session_factory, settings) == 8
+    _assert_each_map_once(db, study, settings)
+
+
+def test_worker_killed_between_tasks_resumes(
+    catalog: Catalog, db: Session, session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    study = _study(db, catalog)
+    job = enqueue_generation(db, study, catalog.admin, batch_size=2)
+    db.flush()
+    assert run_pending(session_factory, settings, max_tasks=2) == 4  # then "killed"
+    assert run_pending(session_factory, settings) == 6
+    db.refresh(job)
+    assert (job.status, job.done, job.total) == ("done", 10, 10)
+    _assert_each_map_once(db, study, settings)
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL: not an Exception, so nothing records a failure."""
+
+
+def test_worker_killed_inside_a_task_resumes_without_recomputing(
+    catalog: Catalog,
+    db: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    study = _study(db, catalog)
+    job = enqueue_generation(db, study, catalog.admin, batch_size=3)
+    db.flush()
+    real = generation.compute_maps
+    calls: list[int] = []
+    killed: list[bool] = []
+
+    def dies_on_second_task(settings: Settings, plan: Any) -> Any:
+        calls.append(len(plan.images))
+        if len(calls) == 2 and not killed:
+            killed.append(True)
+            raise _Killed()
+        return real(settings, plan)
+
+    monkeypatch.setattr("app.worker.compute_maps", dies_on_second_task)
+    with pytest.raises(_Killed):
+        run_pending(session_factory, settings)
+    running = db.scalars(select(JobTask).where(JobTask.status == "running")).all()
+    assert len(running) == 1, "the killed task is left running with its heartbeat"
+    assert len(_maps(db, study)) == 3
+    calls.clear()
+    # The orphan is reclaimed: at once on SQLite (the lease proves its worker is gone), on
+    # PostgreSQL once its heartbeat is stale (here: immediately).
+    assert run_pending(session_factory, settings, stale_after=dt.timedelta(0)) == 7
+    assert sum(calls) == 7, "finished maps are not recomputed"
+    db.refresh(job)
+    assert job.status == "done" and job.done == 10
+    _assert_each_map_once(db, study, settings)
+
+
+def test_admin_dashboard_counts_and_recent_activity(
+    client: TestClient,
+    login: Any,
+    catalog: Catalog,
+    db: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    study = _study(db, catalog)
+    job = enqueue_generation(db, study, catalog.admin)
+    run_pending(session_factory, settings)
+    login(catalog.admin)
+    page = client.get("/admin")
+    assert page.status_code == 200
+    text = page.text
+    for link in ("/admin/users", "/checkpoints", "/images", "/studies", f"/jobs/{job.id}"):
+        assert f'href="{link}"' in text
+    assert "study.created" in text and "checkpoint.imported" in text
+    assert '<span class="stat-value">2</span><span class="stat-label">checkpoints</span>' in text
+    client.cookies.clear()
+    login(catalog.raters[0])
+    assert client.get("/admin").status_code == 403
+
+
+def test_job_pages_and_api_are_staff_only(
+    client: TestClient, api_headers: Any, catalog: Catalog, db: Session
+) -> None:
+    study = _study(db, catalog)
+    job = enqueue_generation(db, study, catalog.admin)
+    db.flush()
+    rater = api_headers(catalog.raters[0])
+    assert client.get(f"/api/v1/jobs/{job.id}", headers=rater).status_code == 403
+    assert client.post(f"/api/v1/jobs/{job.id}/cancel", headers=rater).status_code == 403
+    assert client.get("/api/v1/jobs/999999", headers=api_headers(catalog.admin)).status_code == 404
+    assert db.get(Job, job.id) is not None

@@ -1,0 +1,168 @@
+"""The README's first command, end to end: `radsal demo` builds, serves and prints a rater link
+that opens a blinded trial; a rater joins through it and rates the whole study in Chromium.
+
+The demo runs exactly as a newcomer runs it (one process that builds and then serves), only
+smaller (32 px, 1 epoch, 12 cases, 2 raters), on its own data directory and port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import func, select
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = [
+    "--image-size", "32", "--epochs", "1", "--n-train", "48", "--n-images", "12",
+    "--raters", "2", "--batch-size", "16", "--no-progress",
+]  # fmt: skip
+N_CASES = 12
+BUILD_TIMEOUT_S = 300.0
+ARM_WORDS = ("standard", "dual", "adversarial", "gradient", "checkpoint", "resnet")
+
+
+@dataclass
+class DemoServer:
+    url: str
+    data_dir: Path
+    output: str
+    process: subprocess.Popen[bytes]
+
+    def invite_links(self) -> list[str]:
+        return re.findall(rf"{re.escape(self.url)}/invite/[\w-]+", self.output)
+
+    def password(self, username: str) -> str:
+        match = re.search(rf"\b{username}\s+password (\S+)", self.output)
+        assert match, f"no password printed for {username}:\n{self.output}"
+        return match.group(1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    base = tmp_path_factory.mktemp("demo-browser")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "RADSAL_DATA_DIR": str(base / "data"),
+        "RADSAL_DATABASE_URL": "",  # the embedded default: SQLite in the data directory
+        "RADSAL_DEVICE": "cpu",
+        "RADSAL_SECRET_KEY": "demo-browser-secret",
+        "OMP_NUM_THREADS": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("RADSAL_BASE_URL", None)  # the demo must print links to where it serves
+    log_path = base / "demo.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli.main", "demo", "--port", str(port), *SMALL],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    try:
+        while not _healthy(url):
+            if process.poll() is not None:
+                pytest.fail(f"radsal demo exited {process.returncode}:\n{log_path.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"radsal demo did not serve in {BUILD_TIMEOUT_S}s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield DemoServer(url, base / "data", log_path.read_text(), process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def test_demo_prints_one_invite_link_per_rater_pointing_at_the_server(
+    demo_server: DemoServer,
+) -> None:
+    links = demo_server.invite_links()
+    assert len(links) == 2, demo_server.output
+    assert f"Open {demo_server.url}/login" in demo_server.output
+
+
+def test_admin_logs_in_with_the_printed_password(
+    demo_server: DemoServer, page: Any, login_via_form: Any
+) -> None:
+    login_via_form(page, demo_server.url, "admin", demo_server.password("admin"))
+    assert urlparse(page.url).path == "/admin"
+
+
+def test_a_rater_joins_by_invite_and_rates_every_trial_blinded(
+    demo_server: DemoServer, page: Any
+) -> None:
+    from app.db import make_engine, make_sessionmaker
+    from app.models import Rating, Study, User
+
+    link = demo_server.invite_links()[0]
+    page.goto(link)
+    page.fill("#password", "rater-one-password")
+    page.fill("#password_confirm", "rater-one-password")
+    with page.expect_navigation():
+        page.click("#invite-form button[type=submit]")
+    assert urlparse(page.url).path in ("/rate", "/")
+
+    engine = make_engine(f"sqlite:///{demo_server.data_dir / 'radsal.sqlite'}")
+    try:
+        with make_sessionmaker(engine)() as db:
+            study_id = db.scalar(select(Study.id))
+            rater = db.scalar(select(User).where(User.username == "rater1"))
+            assert rater is not None and rater.password_hash is not None
+
+        page.goto(f"{demo_server.url}/rate/{study_id}")
+        for n in range(1, N_CASES + 1):
+            assert re.search(r"/t/[\w-]+$", page.url), page.url
+            assert f"Trial {n} of {N_CASES}" in page.locator("#trial-counter").inner_text()
+            text = page.locator("body").inner_text().lower()
+            for word in ARM_WORDS:
+                assert word not in text, f"trial page reveals {word!r}"
+            if n == 1:
+                # The overlays load (token-addressed PNGs) before the rater answers.
+                page.wait_for_selector("#vp-loading", state="hidden")
+            page.check(f"input[name='highlight:left'][value='{1 + n % 5}']")
+            page.check("input[name='highlight:right'][value='3']")
+            page.check("input[name='preference'][value='left']")
+            with page.expect_navigation():
+                page.click("#submit-button")
+        assert urlparse(page.url).path == f"/rate/{study_id}/done"
+
+        with make_sessionmaker(engine)() as db:
+            rated = db.scalar(select(func.count(Rating.id)).where(Rating.rater_id == rater.id))
+        assert rated == N_CASES
+    finally:
+        engine.dispose()
