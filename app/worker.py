@@ -181,7 +181,7 @@ class InProcessWorker:
 
     def _drain(self) -> None:
         with self.sessionmaker() as db:
-            if not job_service.has_queued_work(db):
+            if not job_service.has_open_tasks(db):
                 return
         name = worker_name()
         with worker_lease(self.settings, self.sessionmaker, wait=False) as granted:

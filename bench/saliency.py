@@ -5,7 +5,7 @@ Three ways to get the same gradient maps for the same batch, as maps per second:
 * ``raw``      — the model's own forward + backward to the input (top logit), nothing else:
                  the ceiling for any gradient-saliency pipeline;
 * ``pipeline`` — radsal's end to end: ``compute_saliency`` (batched Captum) + ``postprocess``
-                 + ``render_heatmap_png`` at display size for every map;
+                 + ``render_heatmaps_png`` (parallel PNG encoding) at display size;
 * ``naive``    — a per-image Captum loop (predict, ``Saliency.attribute``, post-process,
                  PNG), the way a notebook would do it.
 
@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 from captum.attr import Saliency
 
-from ml.explain import compute_saliency, postprocess, render_heatmap_png
+from ml.explain import compute_saliency, postprocess, render_heatmap_png, render_heatmaps_png
 from ml.models import create_model
 
 
@@ -37,8 +37,7 @@ def _raw(model: torch.nn.Module, x: torch.Tensor) -> None:
 
 def _pipeline(model: torch.nn.Module, x: torch.Tensor, display: tuple[int, int]) -> None:
     res = compute_saliency(model, x, method="gradient", max_batch=x.shape[0])
-    for m in postprocess(res.maps).numpy():
-        render_heatmap_png(m, size=display)
+    render_heatmaps_png(postprocess(res.maps), size=display)
 
 
 def _naive(model: torch.nn.Module, x: torch.Tensor, display: tuple[int, int]) -> None:

@@ -26,8 +26,14 @@ def _time_mode(mode: str, args: argparse.Namespace, device: torch.device) -> lis
     model = create_model(args.arch, args.num_classes, 1, dual_bn=mode == "dual").to(device)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    cfg = TrainConfig(data="-", out="-", mode=mode, eps=args.eps, steps=args.steps,
-                      step_size=2.5 * args.eps / args.steps)
+    cfg = TrainConfig(
+        data="-",
+        out="-",
+        mode=mode,
+        eps=args.eps,
+        steps=args.steps,
+        step_size=2.5 * args.eps / args.steps,
+    )
     x = torch.rand(args.batch_size, 1, args.image_size, args.image_size, device=device)
     y = torch.randint(0, args.num_classes, (args.batch_size,), device=device)
     amp = torch.bfloat16 if device.type == "cuda" else None
@@ -48,7 +54,9 @@ def _time_mode(mode: str, args: argparse.Namespace, device: torch.device) -> lis
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--arch", default="resnet_tiny")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
@@ -73,14 +81,18 @@ def main() -> None:
         for mode in theory:
             results[mode] += _time_mode(mode, per_round, device)
     base = statistics.median(results["standard"])
-    print(f"# {args.arch} {args.image_size}px batch {args.batch_size}, PGD-{k}, device {device}, "
-          f"threads {torch.get_num_threads()}, {len(results['standard'])} timed steps/mode (median)")
+    print(
+        f"# {args.arch} {args.image_size}px batch {args.batch_size}, PGD-{k}, device {device}, "
+        f"threads {torch.get_num_threads()}, {len(results['standard'])} timed steps/mode (median)"
+    )
     print(f"{'mode':<12}{'s/step':>10}{'img/s':>10}{'ratio':>8}{'theory':>8}{'ratio/theory':>14}")
     for mode, ts in results.items():
         med = statistics.median(ts)
         ratio = med / base
-        print(f"{mode:<12}{med:>10.4f}{args.batch_size / med:>10.1f}{ratio:>8.2f}{theory[mode]:>8d}"
-              f"{ratio / theory[mode]:>14.2f}")
+        print(
+            f"{mode:<12}{med:>10.4f}{args.batch_size / med:>10.1f}{ratio:>8.2f}{theory[mode]:>8d}"
+            f"{ratio / theory[mode]:>14.2f}"
+        )
     dual_ok = statistics.median(results["dual"]) / base <= 1.1 * theory["dual"]
     print(f"target dual <= 1.1 x theory: {'met' if dual_ok else 'NOT met'}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -34,13 +34,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--no-serve", action="store_true", help="build only, do not start the server")
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
-    p.add_argument("--epochs", type=int, default=3, help="training epochs per model (default 3)")
+    p.add_argument("--epochs", type=int, default=4, help="training epochs per model (default 4)")
     p.add_argument("--image-size", type=int, default=64, help="model input size (default 64)")
     p.add_argument("--n-images", type=int, default=48, help="cases in the study (default 48)")
     p.add_argument("--n-train", type=int, default=300, help="synthetic training images (300)")
     p.add_argument("--raters", type=int, default=6, help="raters invited (default 6)")
     p.add_argument("--arch", default="resnet_tiny", help="model architecture (resnet_tiny)")
-    p.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
+    p.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, training and design")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=main)
@@ -49,6 +49,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def main(args: argparse.Namespace) -> int:
     from app.cli import serve
     from app.config import get_settings
+    from app.errors import DomainError
     from app.services.demo import (
         DemoError,
         DemoOptions,
@@ -56,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
         format_summary,
         reset_demo,
     )
+    from app.services.demo_data import DataError
 
     settings = get_settings()
     try:
@@ -74,18 +76,33 @@ def main(args: argparse.Namespace) -> int:
         if args.reset:
             removed = reset_demo(settings)
             print(f"reset: removed {len(removed)} demo file(s) and folder(s)", file=sys.stderr)
-        result = build_demo(settings, options, base_url=public_url(settings, args.host, args.port))
-    except DemoError as exc:
+        base_url = public_url(settings, args.host, args.port)
+        result = build_demo(settings, options, base_url=base_url)
+    except (DemoError, DataError) as exc:
         print(f"radsal demo: {exc}", file=sys.stderr)
+        return 2
+    except DomainError as exc:  # a service refused something (e.g. an image it cannot read)
+        print(f"radsal demo: {exc.message}", file=sys.stderr)
         return 2
     print(format_summary(result), flush=True)
     if args.no_serve:
         print(f"\nStart the server with: radsal serve --host {args.host} --port {args.port}")
         return 0
+    # Links the app prints later (Admin → Users → Invite) must point here too.
+    settings.base_url = base_url
     print("\nServing (Ctrl+C stops; `radsal demo` again resumes instantly).", flush=True)
-    return serve.main(
-        argparse.Namespace(host=args.host, port=args.port, workers=1, log_level="warning")
-    )
+    return serve.main(_serve_args(serve, args.host, args.port))
+
+
+def _serve_args(serve: Any, host: str, port: int) -> argparse.Namespace:
+    """`radsal serve`'s own parser fills in its defaults: the demo serves exactly as it does.
+
+    The demo has made its admin already, so serve's first-admin bootstrap is skipped.
+    """
+    parser = argparse.ArgumentParser(prog="radsal")
+    serve.add_parsers(parser.add_subparsers(dest="command"))
+    argv = ["serve", "--host", host, "--port", str(port), "--log-level", "warning"]
+    return parser.parse_args([*argv, "--no-bootstrap-admin"])
 
 
 def public_url(settings: Settings, host: str, port: int) -> str:

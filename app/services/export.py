@@ -70,7 +70,7 @@ class StudySnapshot:
 
     @property
     def rated(self) -> pd.DataFrame:
-        return self.trials[self.trials["rated"]]
+        return self.trials[self.trials["rated"].astype(bool)]
 
     def file_stem(self) -> str:
         return f"radsal-study-{self.study['id']}"
@@ -178,7 +178,7 @@ def load_snapshot(db: Session, study_id: int) -> StudySnapshot:
 
 _TRIAL_COLUMNS = [
     "trial", "rater", "case", "position", "is_repeat", "repeat_of", "left_arm_id",
-    "right_arm_id", "first_shown_at", "rated", "left_score", "right_score", "scores",
+    "right_arm_id", "first_shown_at", "rating_id", "left_score", "right_score", "scores",
     "preference", "comment", "active_ms", "total_ms", "revision", "rated_at", "updated_at",
 ]  # fmt: skip
 
@@ -213,26 +213,19 @@ def _trials_frame(db: Session, study_id: int, labels: dict[int, str]) -> pd.Data
         .where(Trial.study_id == study_id)
         .order_by(User.username, Trial.position)
     )
-    records = []
-    for row in db.execute(stmt):
-        rec = list(row)
-        rec[2] = str(rec[2])  # case id as text: stable across CSV round-trips
-        rec[4] = bool(rec[4])
-        rec[9] = rec[9] is not None  # rated?
-        rec[12] = dict(rec[12] or {})
-        rec[14] = rec[14] or ""
-        records.append(rec)
-    frame = pd.DataFrame.from_records(records, columns=_TRIAL_COLUMNS)
+    frame = pd.DataFrame.from_records(
+        [tuple(row) for row in db.execute(stmt)], columns=_TRIAL_COLUMNS
+    )
+    frame["case"] = frame["case"].astype(str)  # ids as text: stable across CSV round trips
+    frame["is_repeat"] = frame["is_repeat"].astype(bool)
+    frame["rated"] = frame["rating_id"].notna()
+    frame["scores"] = [dict(s or {}) for s in frame["scores"]]
+    frame["comment"] = frame["comment"].fillna("")
     for col in ("first_shown_at", "rated_at", "updated_at"):
         frame[col] = _iso_column(frame[col])
     frame["left_arm"] = frame["left_arm_id"].map(labels)
     frame["right_arm"] = frame["right_arm_id"].map(labels)
     return frame
-
-
-def tidy_scores(snap: StudySnapshot) -> pd.DataFrame:
-    """The tidy long table: one row per rated trial x Likert item x arm (see export docs)."""
-    return formats.tidy_long(snap)
 
 
 def stats_frames(snap: StudySnapshot) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -105,7 +105,6 @@ def compute_maps(settings: Settings, plan: TaskPlan) -> tuple[list[SaliencyMap],
     from ml.device import resolve_device
     from ml.explain import (
         compute_saliency,
-        map_metrics,
         postprocess,
         provenance,
         render_heatmap_png,
@@ -138,7 +137,7 @@ def compute_maps(settings: Settings, plan: TaskPlan) -> tuple[list[SaliencyMap],
     pp_mode = str(sal.get("postprocess", "clip_std"))
     pp_params = dict(sal.get("postprocess_params") or {})
     maps01 = postprocess(result.maps, pp_mode, **pp_params)
-    metrics = map_metrics(maps01, _masks(settings, images, ckpt))
+    metrics = _metrics(settings, images, ckpt, maps01)
     colormap = str(sal.get("colormap", "jet"))
     per_map_ms = result.compute_ms / len(images)
     store = Storage(settings.data_dir)
@@ -153,8 +152,8 @@ def compute_maps(settings: Settings, plan: TaskPlan) -> tuple[list[SaliencyMap],
                 arm_id=plan.arm_id,
                 image_id=im.id,
                 target=plan.target,
-                raw_path=store.put_random("maps", _npy(result.maps[i].numpy()), ".npy"),
-                overlay_path=store.put_random("maps", heat, ".png"),
+                raw_path=store.put_random("maps", _npy(result.maps[i].numpy()), ".npy", sync=False),
+                overlay_path=store.put_random("maps", heat, ".png", sync=False),
                 prediction={
                     "probs": {names[k]: round(float(p), 6) for k, p in enumerate(probs)},
                     "predicted": names[int(np.argmax(probs))],
@@ -177,25 +176,27 @@ def compute_maps(settings: Settings, plan: TaskPlan) -> tuple[list[SaliencyMap],
                 compute_ms=per_map_ms,
             )
         )
+    store.sync()  # one flush for the batch: a stored row always points at a durable file
     return rows, result.compute_ms
 
 
 def store_maps(db: Session, rows: list[SaliencyMap]) -> int:
     """Add computed rows, skipping any a concurrent worker stored meanwhile."""
-    added = 0
-    for row in rows:
-        exists = db.scalar(
-            select(SaliencyMap.id).where(
-                SaliencyMap.arm_id == row.arm_id,
-                SaliencyMap.image_id == row.image_id,
-                SaliencyMap.target == row.target,
+    if not rows:
+        return 0
+    existing = set(
+        db.scalars(
+            select(SaliencyMap.image_id).where(
+                SaliencyMap.arm_id == rows[0].arm_id,
+                SaliencyMap.target == rows[0].target,
+                SaliencyMap.image_id.in_([r.image_id for r in rows]),
             )
         )
-        if exists is None:
-            db.add(row)
-            added += 1
+    )
+    fresh = [r for r in rows if r.image_id not in existing]
+    db.add_all(fresh)
     db.flush()
-    return added
+    return len(fresh)
 
 
 def run_generation_task(db: Session, settings: Settings, task: JobTask) -> TaskResult:
@@ -205,16 +206,23 @@ def run_generation_task(db: Session, settings: Settings, task: JobTask) -> TaskR
     return TaskResult(store_maps(db, rows), plan.skipped, ms)
 
 
-def _masks(settings: Settings, images: list[Image], ckpt: Checkpoint) -> torch.Tensor | None:
-    """Ground-truth masks letterboxed like the inputs (None unless every image has one)."""
+def _metrics(
+    settings: Settings, images: list[Image], ckpt: Checkpoint, maps01: torch.Tensor
+) -> list[dict[str, Any]]:
+    """Map metrics; mask energy and pointing game for the images that have a ground-truth
+    mask (letterboxed exactly like the model input, so it lines up with the map)."""
     from ml.data import prepare_input
+    from ml.explain import map_metrics
 
-    if not images or any(not im.mask_path for im in images):
-        return None
-    out = []
-    for im in images:
-        mask = load_mask_array(settings, im)
-        assert mask is not None
-        t, _ = prepare_input(mask, ckpt.image_size, 1)
-        out.append((t[0] > 0.5).float())
-    return torch.stack(out)
+    metrics = map_metrics(maps01)
+    masked = [i for i, im in enumerate(images) if im.mask_path]
+    if masked:
+        masks = []
+        for i in masked:
+            mask = load_mask_array(settings, images[i])
+            assert mask is not None
+            t, _ = prepare_input(mask, ckpt.image_size, 1)
+            masks.append((t[0] > 0.5).float())
+        for i, row in zip(masked, map_metrics(maps01[masked], torch.stack(masks)), strict=True):
+            metrics[i] = row
+    return metrics

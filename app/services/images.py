@@ -283,6 +283,7 @@ def import_images(
                 digest = result.message.removeprefix("same content as ")
                 result.image_id = stored.get(digest)
                 result.message = "same content as an earlier file in this upload"
+        store.sync()  # one flush for the upload, before the rows can commit
         db.flush()
     except BaseException:
         for rel in written:
@@ -312,14 +313,14 @@ def _store(
     array = np.asarray(loaded.array)
     base = Path(item.filename).name
     paths = {
-        "display": store.put_content("images", _png_bytes(display), ".png"),
-        "thumb": store.put_content("images", _thumb_bytes(display), ".png"),
-        "input": store.put_content("images", _npy_bytes(array), ".npy"),
+        "display": store.put_content("images", _png_bytes(display), ".png", sync=False),
+        "thumb": store.put_content("images", _thumb_bytes(display), ".png", sync=False),
+        "input": store.put_content("images", _npy_bytes(array), ".npy", sync=False),
     }
     mask_rel: str | None = None
     mask = masks.get(item.filename, masks.get(base))
     if mask is not None:
-        mask_rel = store.put_content("masks", mask, Path(base).suffix or ".png")
+        mask_rel = store.put_content("masks", mask, Path(base).suffix or ".png", sync=False)
         paths["mask"] = mask_rel
     written.extend(paths.values())
     image = Image(

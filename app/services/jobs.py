@@ -264,8 +264,7 @@ def cancel_job(db: Session, job: Job, actor: User | None) -> Job:
     return job
 
 
-def has_queued_work(db: Session) -> bool:
-    return (
-        db.scalar(select(func.count(JobTask.id)).where(JobTask.status == JobStatus.queued.value))
-        or 0
-    ) > 0
+def has_open_tasks(db: Session) -> bool:
+    """Queued work, or running tasks (which may be orphans of a dead worker to reclaim)."""
+    count = db.scalar(select(func.count(JobTask.id)).where(JobTask.status.in_(ACTIVE)))
+    return bool(count)

@@ -62,7 +62,8 @@ def methods_paragraph(analysis: Mapping[str, Any]) -> str:
         item_text = _join(
             [f"\u201c{i['question']}\u201d (1\u2013{i.get('scale', 5)})" for i in likert]
         )
-        text.append(f"Raters scored each map on {len(likert)} Likert item(s): {item_text}.")
+        count = "one Likert item" if len(likert) == 1 else f"{len(likert)} Likert items"
+        text.append(f"Raters scored each map on {count}: {item_text}.")
     if has_pref:
         text.append("They also stated which map they preferred, or no preference.")
     text.append(
@@ -74,7 +75,9 @@ def methods_paragraph(analysis: Mapping[str, Any]) -> str:
     if len(arms) >= 2:
         ref = arms[0]
         text.append(
-            "Scores are summarised per arm as mean (SD) and median (IQR). Paired score "
+            "Scores are summarised per arm as mean (SD) and median (IQR). Mean paired "
+            "differences are given with 95% confidence intervals robust to clustering by case "
+            "(cluster-robust standard errors). Paired score "
             f"differences (each arm minus {ref}) per rater and case were tested with the "
             "two-sided Wilcoxon signed-rank test with Pratt's treatment of zero differences; "
             "the effect size is the matched-pairs rank-biserial correlation with a 95% "
@@ -121,7 +124,7 @@ def _figure_makers(
     study = analysis["study"]
     out: dict[str, Callable[[], bytes]] = {}
     for item in analysis["items"]:
-        if not (item.get("n_scores") and "distribution" in item):
+        if not (item.get("n_scores") and item.get("distribution")):
             continue
         key = item["key"]
         spec: Mapping[str, Any] = next((i for i in study["items"] if i.get("key") == key), {})

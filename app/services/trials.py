@@ -179,14 +179,12 @@ def next_trial(db: Session, rater: User, study_id: int | None = None) -> tuple[S
     ).all()
     if not open_studies:
         raise NotFound("You have no open study.")
-    first: tuple[Study, Progress] | None = None
     for study in open_studies:
         prog = progress(db, study.id, rater.id)
-        first = first or (study, prog)
         if not prog.done:
             return study, prog
-    assert first is not None
-    return first
+    # Everything answered: report the oldest open study as done.
+    return open_studies[0], progress(db, open_studies[0].id, rater.id)
 
 
 @dataclass(frozen=True)
@@ -303,7 +301,8 @@ def trial_view(db: Session, ctx: TrialContext) -> dict[str, Any]:
             prog.resume_position is None or trial.position + 1 <= prog.resume_position
         ):
             following = candidate
-    opacity = study.saliency.get("overlay_opacity", study.saliency.get("opacity", 0.5))
+    saliency = study.saliency or {}
+    opacity = saliency.get("overlay_opacity", saliency.get("opacity", 0.5))
     return {
         "done": False,
         "token": trial.token,

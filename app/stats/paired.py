@@ -147,20 +147,35 @@ def rank_biserial(
     return clean(out)  # type: ignore[no-any-return]
 
 
-def _mean_ci(d: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None, float | None]:
-    """Mean with a t-based CI: the forest plot's per-rater interval."""
+def _mean_ci(
+    d: np.ndarray, clusters: np.ndarray | None = None, level: float = 0.95
+) -> tuple[float | None, float | None, float | None]:
+    """Mean with a t-based CI; cluster-robust (CR1, t with G-1 df) when `clusters` is given.
+
+    Per-(rater, case) differences of one case are correlated, so the pooled interval uses the
+    sandwich variance over cases; within one rater the differences are independent.
+    """
     if d.size == 0:
         return None, None, None
     mean = float(d.mean())
-    if d.size < 2:
-        return mean, None, None
-    se = float(d.std(ddof=1)) / np.sqrt(d.size)
-    half = float(stats.t.ppf(0.5 + level / 2.0, d.size - 1)) * se
+    if clusters is None:
+        if d.size < 2:
+            return mean, None, None
+        se, df = float(d.std(ddof=1)) / np.sqrt(d.size), d.size - 1
+    else:
+        codes = np.unique(clusters, return_inverse=True)[1]
+        g = int(codes.max()) + 1
+        if g < 2:
+            return mean, None, None
+        resid = np.bincount(codes, weights=d - mean, minlength=g)
+        se = float(np.sqrt(np.sum(resid**2) * g / (g - 1)) / d.size)
+        df = g - 1
+    half = float(stats.t.ppf(0.5 + level / 2.0, df)) * se
     return mean, mean - half, mean + half
 
 
 def _summary(d: np.ndarray, clusters: np.ndarray | None, n_boot: int, seed: int) -> dict[str, Any]:
-    mean, lo, hi = _mean_ci(d)
+    mean, lo, hi = _mean_ci(d, clusters)
     return {
         "n": int(d.size),
         "mean_diff": mean,

@@ -126,8 +126,12 @@ def preference_bars(preference: Mapping[str, Any], *, fmt: Format = "png") -> by
     )
     ax.bar_label(bars)
     ax.set_ylabel("trials")
+    ax.margins(y=0.12)  # room for the count labels
     p = preference.get("prefer_b", {}).get("p_value")
-    ax.set_title("Preferred map" + (f" (binomial p = {p:.3g})" if p is not None else ""))
+    if p is not None:
+        ax.set_title(f"Preferred map (binomial {'p < 0.001' if p < 0.001 else f'p = {p:.3f}'})")
+    else:
+        ax.set_title("Preferred map")
     return _render(fig, fmt)
 
 
@@ -155,11 +159,12 @@ def agreement_table(agreement: Mapping[str, Any], *, fmt: Format = "png") -> byt
         for name, b in blocks
     ]
     header = ["arm", "raters", "maps", "α ordinal", "ICC(2,1)", "95% CI", "ICC(2,k)", "95% CI"]
-    fig = Figure(figsize=(8.0, 0.6 + 0.35 * (len(cells) + 1)))
+    fig = Figure(figsize=(8.0, 0.3 + 0.3 * (len(cells) + 1)))
     ax = fig.add_subplot()
     ax.axis("off")
     table = ax.table(cellText=cells, colLabels=header, loc="center", cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(9)
+    table.auto_set_column_width(list(range(len(header))))  # long arm labels stay readable
     table.scale(1.0, 1.3)
     return _render(fig, fmt)

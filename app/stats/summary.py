@@ -7,6 +7,7 @@ is compared with it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,16 @@ from app.stats.frames import clean, primary, validate_preferences, validate_scor
 from app.stats.mixed import fit_crossed_lmm
 from app.stats.paired import DEFAULT_BOOT, DEFAULT_SEED, friedman_and_pairwise, paired_comparison
 from app.stats.preference import blinding_check, preference_test
+
+EMPTY_ITEM: dict[str, Any] = {
+    "descriptives": [],
+    "distribution": [],
+    "comparisons": [],
+    "multi_arm": None,
+    "agreement": None,
+    "intra_rater": None,
+    "mixed_model": None,
+}
 
 
 def analyze_item(
@@ -59,8 +70,9 @@ def analyze(
 ) -> dict[str, Any]:
     """Analyse a study: per Likert item (keys of `levels`), preferences and blinding.
 
-    Items without any score are listed with `n_scores = 0` rather than dropped, so a reader of
-    the output sees that they exist and were not rated.
+    Items without any score are listed with `n_scores = 0` and empty results rather than
+    dropped, so a reader of the output sees that they exist and were not rated, and the keys
+    are the same for every study.
     """
     scores = validate_scores(scores) if len(scores) else scores
     prefs = validate_preferences(prefs) if len(prefs) else prefs
@@ -70,6 +82,7 @@ def analyze(
     for key, lv in levels.items():
         rows = scores[scores["item"] == key] if len(scores) else scores
         entry: dict[str, Any] = {"key": key, "levels": list(lv), "n_scores": len(primary(rows))}
+        entry.update(EMPTY_ITEM)  # same keys whether or not there is anything to analyse
         if entry["n_scores"] and len(arms) >= 2:
             entry.update(
                 analyze_item(
@@ -77,11 +90,9 @@ def analyze(
                 )
             )
         items.append(entry)
-    preferences = (
-        [preference_test(prefs, ref, other) for other in arms[1:]]
-        if len(prefs) and ref is not None
-        else []
-    )
+    # Reference vs each arm first, then the remaining pairs (designs with > 2 arms).
+    pairs = [(arms[0], other) for other in arms[1:]] + list(itertools.combinations(arms[1:], 2))
+    preferences = [preference_test(prefs, a, b) for a, b in pairs] if len(prefs) else []
     blinding = None
     if guesses is not None and len(guesses) and blinding_target is not None:
         blinding = blinding_check(guesses, blinding_target)

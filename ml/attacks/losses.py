@@ -23,9 +23,12 @@ def classification_loss(
     logits = logits.float()
     if multilabel:
         valid = target >= 0
-        per = F.binary_cross_entropy_with_logits(
-            logits, target.clamp(min=0).to(logits.dtype), reduction="none"
-        ) * valid
+        per = (
+            F.binary_cross_entropy_with_logits(
+                logits, target.clamp(min=0).to(logits.dtype), reduction="none"
+            )
+            * valid
+        )
         per_sample = per.sum(1) / valid.sum(1).clamp_min(1)
         if reduction == "none":
             return per_sample

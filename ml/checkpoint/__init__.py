@@ -5,6 +5,7 @@ See DESIGN.md ("Contract"): a plain dict loadable with ``torch.load(weights_only
 ``image_size``, ``normalize``, ``train`` and ``state_dict`` (optionally ``extra``).
 """
 
+from ml.checkpoint.convert import import_checkpoint
 from ml.checkpoint.errors import CheckpointError
 from ml.checkpoint.io import (
     FORMAT,
@@ -13,7 +14,6 @@ from ml.checkpoint.io import (
     read_checkpoint_dict,
     save_checkpoint,
 )
-from ml.checkpoint.convert import import_checkpoint
 
 __all__ = [
     "FORMAT",

@@ -74,6 +74,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -105,9 +108,7 @@ def save_checkpoint(
     strings, lists, dicts).
     """
     if len(class_names) != num_classes:
-        raise CheckpointError(
-            f"{len(class_names)} class names given for {num_classes} classes"
-        )
+        raise CheckpointError(f"{len(class_names)} class names given for {num_classes} classes")
     payload: dict[str, Any] = {
         "format": FORMAT,
         "arch": arch,
@@ -156,7 +157,9 @@ def read_checkpoint_dict(
         obj = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        needs_code = re.search(r"(unsupported|blocked).{0,40}global|global.{0,80}blocked", text, re.I | re.S)
+        needs_code = re.search(
+            r"(unsupported|blocked).{0,40}global|global.{0,80}blocked", text, re.I | re.S
+        )
         if needs_code:
             detail = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln.upper()), "")
             raise CheckpointError(
@@ -203,7 +206,9 @@ def _fit_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], what: str) ->
 
 def _dummy_forward(model: nn.Module, meta: dict[str, Any]) -> None:
     size = max(32, min(int(meta["image_size"]), _DUMMY_MAX))
-    x = torch.rand(1, int(meta["in_channels"]), size, size, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(
+        1, int(meta["in_channels"]), size, size, generator=torch.Generator().manual_seed(0)
+    )
     routes = ["clean", "adv"] if meta["dual_bn"] else ["clean"]
     try:
         with torch.no_grad():
@@ -212,7 +217,8 @@ def _dummy_forward(model: nn.Module, meta: dict[str, Any]) -> None:
                     out = model(x)
                 if out.shape != (1, meta["num_classes"]):
                     raise CheckpointError(
-                        f"dummy forward gave shape {tuple(out.shape)}, expected (1, {meta['num_classes']})"
+                        f"dummy forward gave shape {tuple(out.shape)}, "
+                        f"expected (1, {meta['num_classes']})"
                     )
                 if not torch.isfinite(out).all():
                     raise CheckpointError(f"dummy forward through the {route} route gave NaN/inf")
@@ -270,7 +276,11 @@ def load_checkpoint(
     else:
         raw = strip_prefixes(extract_state_dict(obj))
         if any(k.startswith("backbone.") for k in raw):
-            raw = {k.removeprefix("backbone."): v for k, v in raw.items() if not k.startswith("normalize.")}
+            raw = {
+                k.removeprefix("backbone."): v
+                for k, v in raw.items()
+                if not k.startswith("normalize.")
+            }
         dual = any(".bns.0." in k for k in raw)
         fc_classes, stem_channels = classifier_shape(raw)
         inferred_arch = infer_arch(raw)
@@ -281,7 +291,8 @@ def load_checkpoint(
             )
         if num_classes is not None and fc_classes is not None and num_classes != fc_classes:
             raise CheckpointError(
-                f"{name}: num_classes={num_classes} given but the classifier has {fc_classes} outputs"
+                f"{name}: num_classes={num_classes} given but the classifier has "
+                f"{fc_classes} outputs"
             )
         n = num_classes or fc_classes
         if n is None:
@@ -291,11 +302,16 @@ def load_checkpoint(
             "arch": arch or inferred_arch,
             "dual_bn": dual,
             "num_classes": n,
-            "class_names": class_names if class_names is not None else [f"class_{i}" for i in range(n)],
+            "class_names": class_names
+            if class_names is not None
+            else [f"class_{i}" for i in range(n)],
             "in_channels": in_channels or stem_channels or 3,
             "image_size": image_size or (256 if dual else 224),
             "normalize": None,
-            "train": {"mode": "imported", "source_layout": "seed-dual-bn" if dual else "torchvision"},
+            "train": {
+                "mode": "imported",
+                "source_layout": "seed-dual-bn" if dual else "torchvision",
+            },
         }
         sd = {f"backbone.{k}": v for k, v in raw.items()}
         source_format = "seed-dual-bn" if dual else "torchvision"
@@ -312,10 +328,14 @@ def load_checkpoint(
         )
     except ValueError as exc:
         raise CheckpointError(f"{name}: {exc}") from None
-    _fit_state_dict(model, sd, f"{meta['arch']} (dual_bn={meta['dual_bn']}, {meta['num_classes']} classes)")
+    _fit_state_dict(
+        model, sd, f"{meta['arch']} (dual_bn={meta['dual_bn']}, {meta['num_classes']} classes)"
+    )
     if is_dual_bn(model) != bool(meta["dual_bn"]):
         raise CheckpointError(f"{name}: dual_bn flag does not match the weights")
     model.eval()
     _dummy_forward(model, meta)
     model.to(map_location)
-    return LoadedCheckpoint(model=model, meta=meta, sha256=digest, source_format=source_format, extra=extra)
+    return LoadedCheckpoint(
+        model=model, meta=meta, sha256=digest, source_format=source_format, extra=extra
+    )

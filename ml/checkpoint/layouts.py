@@ -52,7 +52,7 @@ def extract_state_dict(obj: Any) -> dict[str, torch.Tensor]:
 
 
 def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove wrapper prefixes (``module.`` from DataParallel/DDP, ``_orig_mod.``) shared by all keys."""
+    """Drop wrapper prefixes shared by all keys (DataParallel/DDP ``module.``, ``_orig_mod.``)."""
     changed = True
     while changed:
         changed = False
@@ -67,9 +67,7 @@ def _blocks_per_stage(sd: Mapping[str, torch.Tensor]) -> tuple[list[int], bool]:
     counts = []
     for stage in range(1, 5):
         idx = {
-            int(m.group(1))
-            for k in sd
-            if (m := re.match(rf"layer{stage}\.(\d+)\.", k)) is not None
+            int(m.group(1)) for k in sd if (m := re.match(rf"layer{stage}\.(\d+)\.", k)) is not None
         }
         counts.append(len(idx))
     bottleneck = any(re.match(r"layer1\.0\.conv3\.", k) for k in sd)
@@ -81,14 +79,16 @@ def infer_arch(sd: Mapping[str, torch.Tensor]) -> str | None:
     if any(k.startswith("features.denseblock") for k in sd):
         blocks = {m.group(1) for k in sd if (m := re.match(r"features\.denseblock(\d)\.", k))}
         n4 = {
-            m.group(1) for k in sd if (m := re.match(r"features\.denseblock4\.denselayer(\d+)\.", k))
+            m.group(1)
+            for k in sd
+            if (m := re.match(r"features\.denseblock4\.denselayer(\d+)\.", k))
         }
         return "densenet121" if len(blocks) == 4 and len(n4) == 16 else None
     counts, bottleneck = _blocks_per_stage(sd)
     stem = sd.get("conv1.weight")
     if counts == [1, 1, 1, 1] and stem is not None and stem.shape[0] == 8:
         return "resnet_tiny"
-    table = {
+    table: dict[tuple[tuple[int, ...], bool], str] = {
         ((2, 2, 2, 2), False): "resnet18",
         ((3, 4, 6, 3), False): "resnet34",
         ((3, 4, 6, 3), True): "resnet50",

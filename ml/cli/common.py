@@ -21,7 +21,9 @@ def float_list(text: str) -> list[float]:
     try:
         return [float(t) for t in comma_list(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def report_error(command: str, exc: BaseException) -> int:

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from ml.checkpoint import CheckpointError
 from ml.cli.common import float_list, report_error
 from ml.data import DatasetError, ImageLoadError
@@ -16,19 +18,25 @@ __all__ = ["add_parser", "main"]
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     p = subparsers.add_parser(
-        "evaluate", help="evaluate a checkpoint: AUROC (95%% CI), accuracy, robustness",
+        "evaluate",
+        help="evaluate a checkpoint: AUROC (95%% CI), accuracy, robustness",
         description=__doc__,
     )
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--split", choices=("train", "val", "test"), default="val")
-    p.add_argument("--eps", type=float_list, default=None,
-                   help="comma-separated ε sweep (default: 0, ε/2, ε, 2ε around the training ε)")
+    p.add_argument(
+        "--eps",
+        type=float_list,
+        default=None,
+        help="comma-separated ε sweep (default: 0, ε/2, ε, 2ε around the training ε)",
+    )
     p.add_argument("--norm", choices=("linf", "l2"), default="linf")
     p.add_argument("--steps", type=int, default=10, help="PGD steps (step size 2.5·ε/steps)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--out", required=True, help="directory for report.json and PNG plots")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=main)
@@ -40,20 +48,38 @@ def _fmt(v: float | None) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         report = evaluate_checkpoint(
-            args.checkpoint, args.data, split=args.split, eps=args.eps, norm=args.norm,
-            steps=args.steps, out_dir=Path(args.out), n_bootstrap=args.bootstrap,
-            progress=args.progress, batch_size=args.batch_size, device=args.device,
+            args.checkpoint,
+            args.data,
+            split=args.split,
+            eps=args.eps,
+            norm=args.norm,
+            steps=args.steps,
+            out_dir=Path(args.out),
+            n_bootstrap=args.bootstrap,
+            progress=args.progress,
+            batch_size=args.batch_size,
+            device=args.device,
         )
     except (ValueError, DatasetError, ImageLoadError, CheckpointError) as exc:
         return report_error("evaluate", exc)
     for route, r in report["routes"].items():
-        print(f"[{route} BN] n={report['n_images']} accuracy {_fmt(r['accuracy'])} "
-              f"macro AUROC {_fmt(r['macro_auroc'])}")
+        print(
+            f"[{route} BN] n={report['n_images']} accuracy {_fmt(r['accuracy'])} "
+            f"macro AUROC {_fmt(r['macro_auroc'])}"
+        )
         for name, c in r["per_class"].items():
-            print(f"  {name:>16}: AUROC {_fmt(c['auroc'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]")
+            print(
+                f"  {name:>16}: AUROC {_fmt(c['auroc'])} "
+                f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]"
+            )
         for row in r["robust"]:
-            print(f"  eps {row['eps']:<8g} accuracy {_fmt(row['accuracy'])} AUROC {_fmt(row['macro_auroc'])}")
+            print(
+                f"  eps {row['eps']:<8g} accuracy {_fmt(row['accuracy'])} "
+                f"AUROC {_fmt(row['macro_auroc'])}"
+            )
     print(json.dumps({"report": str(Path(args.out) / "report.json")}))
     return 0

@@ -20,7 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "prefixes are recognised; the file is read with weights_only=True.",
     )
     p.add_argument("src", help="state dict (.pth/.pt)")
-    p.add_argument("--arch", choices=list_archs(), default=None, help="default: inferred from the weights")
+    p.add_argument(
+        "--arch", choices=list_archs(), default=None, help="default: inferred from the weights"
+    )
     p.add_argument("--num-classes", type=int, default=None, help="default: from fc.weight")
     p.add_argument("--class-names", type=comma_list, default=None)
     p.add_argument("--image-size", type=int, default=None, help="default 256 (dual BN) / 224")
@@ -33,8 +35,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def main(args: argparse.Namespace) -> int:
     try:
         digest, meta = import_checkpoint(
-            args.src, args.out, arch=args.arch, num_classes=args.num_classes,
-            class_names=args.class_names, image_size=args.image_size, in_channels=args.in_channels,
+            args.src,
+            args.out,
+            arch=args.arch,
+            num_classes=args.num_classes,
+            class_names=args.class_names,
+            image_size=args.image_size,
+            in_channels=args.in_channels,
         )
     except (CheckpointError, ValueError) as exc:
         return report_error("import-checkpoint", exc)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +110,7 @@ def _labels(paths: list[Path], routes: list[str | None]) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     from ml.checkpoint import load_checkpoint
+    from ml.cli.common import report_error
     from ml.device import resolve_device
     from ml.explain.cases import load_cases
     from ml.explain.compare import Arm, CompareConfig, run_comparison
@@ -147,8 +147,7 @@ def main(args: argparse.Namespace) -> int:
         )
         report = run_comparison(arms, cases, args.out, config)
     except (ValueError, OSError) as exc:  # DatasetError / CheckpointError are ValueErrors
-        print(f"radsal saliency: error: {exc}", file=sys.stderr)
-        return 2
+        return report_error("saliency", exc)
     _print_summary(report["summary"])
     print(f"wrote {args.out}/metrics.csv, metrics.json, summary.csv, contact_sheet.png")
     return 0
@@ -163,6 +162,7 @@ def _print_summary(summary: list[dict[str, Any]]) -> None:
         "entropy",
         "tv",
         "mask_energy",
+        "mask_area",
         "pointing",
         "deletion_auc",
         "insertion_auc",

@@ -44,14 +44,20 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 _PATH_COLUMNS = ("path", "Path", "file", "filename", "image", "image_path")
 _MASK_COLUMNS = ("mask", "mask_path", "box_mask")
 _CLASS_COLUMNS = ("label", "class", "Label", "Class")
-_SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+_SPLIT_ALIASES = {
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+}
 _GROUP_COLUMNS = ("patient_id", "PatientID", "patient")
 _UNCERTAINTY = ("zeros", "ones", "ignore")
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One image record: multi-class ``target`` is an int, multi-label a list of floats (-1 = ignore)."""
+    """One image record; ``target`` is a class index, or per-label floats (-1 = ignore)."""
 
     path: Path
     target: int | list[float]
@@ -113,8 +119,14 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def targets(self) -> torch.Tensor:
         """All targets stacked (N for multi-class, N×K for multi-label)."""
-        return torch.stack([self.target_tensor(i) for i in range(len(self))]) if len(self) else (
-            torch.zeros(0, self.num_classes) if self.multilabel else torch.zeros(0, dtype=torch.long)
+        return (
+            torch.stack([self.target_tensor(i) for i in range(len(self))])
+            if len(self)
+            else (
+                torch.zeros(0, self.num_classes)
+                if self.multilabel
+                else torch.zeros(0, dtype=torch.long)
+            )
         )
 
 
@@ -146,7 +158,9 @@ def _images_in(folder: Path) -> list[Path]:
 
 def _folder_samples(root: Path) -> tuple[dict[str, list[Sample]], list[str]]:
     train_dir = root / "train"
-    class_names = sorted(d.name for d in train_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    class_names = sorted(
+        d.name for d in train_dir.iterdir() if d.is_dir() and not d.name.startswith(".")
+    )
     if len(class_names) < 2:
         raise DatasetError(f"{train_dir}: need at least two class folders, found {class_names}")
     splits: dict[str, list[Sample]] = {}
@@ -213,7 +227,9 @@ def _csv_samples(
     seed: int,
 ) -> tuple[dict[str, list[Sample]], list[str], bool]:
     if uncertainty not in _UNCERTAINTY:
-        raise DatasetError(f"unknown uncertainty policy {uncertainty!r}; choose from {_UNCERTAINTY}")
+        raise DatasetError(
+            f"unknown uncertainty policy {uncertainty!r}; choose from {_UNCERTAINTY}"
+        )
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -226,7 +242,8 @@ def _csv_samples(
     pcol = path_column or next((c for c in _PATH_COLUMNS if c in columns), None)
     if pcol is None or pcol not in columns:
         raise DatasetError(
-            f"{csv_path}: no image path column (looked for {path_column or ', '.join(_PATH_COLUMNS)}); "
+            f"{csv_path}: no image path column "
+            f"(looked for {path_column or ', '.join(_PATH_COLUMNS)}); "
             f"columns are: {', '.join(columns)}"
         )
     mcol = next((c for c in _MASK_COLUMNS if c in columns), None)
@@ -246,14 +263,21 @@ def _csv_samples(
         else:
             multilabel = True
     else:
-        named = [c for c in _CLASS_COLUMNS if c in columns and not all(_is_label_value(r[c]) for r in rows)]
+        named = [
+            c
+            for c in _CLASS_COLUMNS
+            if c in columns and not all(_is_label_value(r[c]) for r in rows)
+        ]
         if named:
             class_col, multilabel = named[0], False
             labels = []
         else:
             labels = [
-                c for c in columns
-                if c not in reserved and c not in _CLASS_COLUMNS and all(_is_label_value(r[c]) for r in rows)
+                c
+                for c in columns
+                if c not in reserved
+                and c not in _CLASS_COLUMNS
+                and all(_is_label_value(r[c]) for r in rows)
             ]
             if not labels and "label" in columns:
                 class_col, multilabel = "label", False
@@ -343,7 +367,11 @@ def build_datasets(
         multilabel, layout = False, "folder"
     else:
         if root.is_dir():
-            csvs = [root / "labels.csv"] if (root / "labels.csv").is_file() else sorted(root.glob("*.csv"))
+            csvs = (
+                [root / "labels.csv"]
+                if (root / "labels.csv").is_file()
+                else sorted(root.glob("*.csv"))
+            )
             if len(csvs) != 1:
                 raise DatasetError(
                     f"{root}: expected train/ and val/ class folders or one labels CSV "

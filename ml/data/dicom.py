@@ -73,8 +73,10 @@ def _window(arr: np.ndarray, center: float, width: float, function: str) -> np.n
     if function == "LINEAR_EXACT":
         return np.clip((arr - (center - width / 2.0)) / width, 0.0, 1.0)
     # LINEAR (default): centre and width offsets by 0.5 / 1 as the standard defines.
-    return np.clip((arr - (center - 0.5)) / (width - 1.0) + 0.5, 0.0, 1.0) if width > 1 else (
-        (arr >= center).astype(np.float64)
+    return (
+        np.clip((arr - (center - 0.5)) / (width - 1.0) + 0.5, 0.0, 1.0)
+        if width > 1
+        else ((arr >= center).astype(np.float64))
     )
 
 

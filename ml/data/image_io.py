@@ -38,7 +38,7 @@ class LoadedImage:
 
 
 def sniff_format(data: bytes) -> str | None:
-    """"dicom" | "png" | "jpeg" from the leading bytes, or None."""
+    """ "dicom" | "png" | "jpeg" from the leading bytes, or None."""
     if len(data) >= 132 and data[128:132] == b"DICM":
         return "dicom"
     if data.startswith(_PNG_MAGIC):
@@ -74,7 +74,9 @@ def _is_gray(im: Image.Image) -> bool:
     if im.mode in ("1", "L", "LA"):
         return True
     rgb = np.asarray(im.convert("RGB"))
-    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+    return bool(
+        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+    )
 
 
 def load_image(

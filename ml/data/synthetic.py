@@ -29,11 +29,15 @@ __all__ = ["CLASSES", "make_lesion_dataset", "render_case"]
 CLASSES = ("normal", "nodule", "opacity")
 
 
-def _ellipse(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+def _ellipse(
+    yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx: float
+) -> np.ndarray:
     return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
 
 
-def _background(rng: np.random.Generator, s: int) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
+def _background(
+    rng: np.random.Generator, s: int
+) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float64)
     img = np.full((s, s), rng.uniform(0.02, 0.08))
     cy, cx = s * rng.uniform(0.5, 0.56), s * rng.uniform(0.47, 0.53)
@@ -63,7 +67,11 @@ def _background(rng: np.random.Generator, s: int) -> tuple[np.ndarray, list[tupl
 
 
 def _lesion(
-    rng: np.random.Generator, s: int, lungs: list[tuple[float, float, float, float]], kind: str
+    rng: np.random.Generator,
+    s: int,
+    lungs: list[tuple[float, float, float, float]],
+    kind: str,
+    contrast: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Additive intensity field and binary mask of one lesion inside a random lung field."""
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float64)
@@ -72,9 +80,9 @@ def _lesion(
     ang = rng.uniform(0, 2 * np.pi)
     cy, cx = ly + r_pos * ry * np.sin(ang), lx + r_pos * rx * np.cos(ang)
     if kind == "nodule":
-        r = s * rng.uniform(0.04, 0.06)
+        r = max(s * rng.uniform(0.04, 0.06), 1.5)
         d2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / r**2
-        field = rng.uniform(0.3, 0.45) * np.exp(-(d2**2))
+        field = contrast * rng.uniform(0.3, 0.45) * np.exp(-(d2**2))
         mask = d2 <= 1.0
     else:
         r = s * rng.uniform(0.12, 0.18)
@@ -82,13 +90,17 @@ def _lesion(
         noise /= np.abs(noise).max() + 1e-9
         d2 = ((yy - cy) / (r * rng.uniform(0.8, 1.2))) ** 2 + ((xx - cx) / r) ** 2
         profile = np.clip(1.0 - d2 + 0.35 * noise, 0.0, None)
-        field = rng.uniform(0.16, 0.24) * np.minimum(profile, 1.0)
+        field = contrast * rng.uniform(0.16, 0.24) * np.minimum(profile, 1.0)
         mask = profile > 0.25
     return field, mask
 
 
 def render_case(
-    kind: str, image_size: int, rng: np.random.Generator, marker: bool = False
+    kind: str,
+    image_size: int,
+    rng: np.random.Generator,
+    marker: bool = False,
+    contrast: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic image (float [0,1], S×S) and its lesion mask (bool, S×S)."""
     if kind not in CLASSES:
@@ -96,7 +108,7 @@ def render_case(
     img, lungs = _background(rng, image_size)
     mask = np.zeros((image_size, image_size), dtype=bool)
     if kind != "normal":
-        field, mask = _lesion(rng, image_size, lungs, kind)
+        field, mask = _lesion(rng, image_size, lungs, kind, contrast)
         img = img + field
     img = img + rng.normal(0.0, rng.uniform(0.015, 0.03), img.shape)
     if marker:
@@ -115,13 +127,15 @@ def make_lesion_dataset(
     seed: int = 0,
     classes: tuple[str, ...] = CLASSES,
     marker_class: str | None = None,
+    lesion_contrast: float = 1.0,
 ) -> Path:
     """Write a folder-of-classes data set with masks and a ``labels.csv``; return ``out_dir``.
 
     Layout: ``{train,val,test}/<class>/<split>_<i>.png``, ``masks/`` mirroring those paths
     (0/255 PNG, all-zero for normal) and ``labels.csv`` with columns ``path``, ``split``,
     ``label``, ``mask`` (paths relative to ``out_dir``). Classes cycle so splits are balanced.
-    Deterministic for a given ``seed``.
+    Deterministic for a given ``seed``. ``lesion_contrast`` scales lesion intensity (>1 makes
+    the task easier, for very short test trainings).
     """
     out_dir = Path(out_dir)
     if marker_class is not None and marker_class not in classes:
@@ -131,7 +145,9 @@ def make_lesion_dataset(
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
         for i in range(n):
             kind = classes[i % len(classes)]
-            img, mask = render_case(kind, image_size, rng, marker=kind == marker_class)
+            img, mask = render_case(
+                kind, image_size, rng, marker=kind == marker_class, contrast=lesion_contrast
+            )
             rel = Path(split) / kind / f"{split}_{i:05d}.png"
             mask_rel = Path("masks") / rel
             for p in (out_dir / rel, out_dir / mask_rel):

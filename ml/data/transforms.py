@@ -40,7 +40,11 @@ class Letterbox:
         lead = t.shape[:-2]
         t = t.reshape(1, -1, *t.shape[-2:])
         up = F.interpolate(t, size=(self.side, self.side), mode="bilinear", align_corners=False)
-        crop = up[..., self.pad_top : self.pad_top + self.orig_h, self.pad_left : self.pad_left + self.orig_w]
+        crop = up[
+            ...,
+            self.pad_top : self.pad_top + self.orig_h,
+            self.pad_left : self.pad_left + self.orig_w,
+        ]
         return crop.reshape(*lead, self.orig_h, self.orig_w).numpy()
 
 
@@ -72,10 +76,15 @@ def prepare_input(
         t = F.pad(t, (left, side - w - left, top, side - h - top), value=0.0)
     if side != image_size:
         t = F.interpolate(
-            t[None], size=(image_size, image_size), mode="bilinear", align_corners=False,
+            t[None],
+            size=(image_size, image_size),
+            mode="bilinear",
+            align_corners=False,
             antialias=side > image_size,
         )[0]
-    box = Letterbox(orig_h=h, orig_w=w, side=side, pad_top=top, pad_left=left, image_size=image_size)
+    box = Letterbox(
+        orig_h=h, orig_w=w, side=side, pad_top=top, pad_left=left, image_size=image_size
+    )
     return t.clamp_(0.0, 1.0).contiguous(), box
 
 
@@ -108,7 +117,9 @@ def build_augment(config: AugmentConfig | str | None) -> v2.Transform | None:
         return None
     if isinstance(config, str):
         if config not in AUGMENT_PRESETS:
-            raise ValueError(f"unknown augmentation {config!r}; choose from {sorted(AUGMENT_PRESETS)}")
+            raise ValueError(
+                f"unknown augmentation {config!r}; choose from {sorted(AUGMENT_PRESETS)}"
+            )
         config = AUGMENT_PRESETS[config]
     ops: list[v2.Transform] = []
     if config.hflip:

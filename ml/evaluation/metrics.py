@@ -82,7 +82,9 @@ def one_vs_rest(targets: np.ndarray, num_classes: int, multilabel: bool) -> np.n
     return np.eye(num_classes)[t.astype(int)]
 
 
-def macro_auroc(probs: np.ndarray, targets: np.ndarray, multilabel: bool) -> tuple[list[float], float]:
+def macro_auroc(
+    probs: np.ndarray, targets: np.ndarray, multilabel: bool
+) -> tuple[list[float], float]:
     """(per-class AUROC, mean over classes where it is defined)."""
     k = probs.shape[1]
     onehot = one_vs_rest(targets, k, multilabel)

@@ -8,10 +8,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from ml.evaluation.metrics import one_vs_rest, roc_curve_points  # noqa: E402
+from ml.evaluation.metrics import one_vs_rest, roc_curve_points
 
 __all__ = ["plot_robustness", "plot_roc"]
 
@@ -35,9 +35,20 @@ def plot_roc(
             continue
         fpr, tpr = roc_curve_points(y, probs[valid, c])
         s = per_class[name]
-        ax.plot(fpr, tpr, lw=1.5, label=f"{name}: {s['auroc']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]")
+        ax.plot(
+            fpr,
+            tpr,
+            lw=1.5,
+            label=f"{name}: {s['auroc']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]",
+        )
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        title=title,
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path)

@@ -32,7 +32,11 @@ def _clean_float(v: float) -> float | None:
 
 def default_eps_sweep(train_meta: dict[str, Any], norm: str) -> list[float]:
     """0, ½ε, ε, 2ε around the training ε (or a norm-typical ε for standard models)."""
-    eps = float(train_meta.get("eps") or 0.0) if train_meta.get("mode") not in (None, "standard", "imported") else 0.0
+    eps = (
+        float(train_meta.get("eps") or 0.0)
+        if train_meta.get("mode") not in (None, "standard", "imported")
+        else 0.0
+    )
     if eps <= 0 or train_meta.get("norm", norm) != norm:
         eps = 0.005 if norm == "linf" else 0.5
     return [0.0, eps / 2, eps, 2 * eps]
@@ -53,18 +57,27 @@ def evaluate_checkpoint(
     device: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate ``checkpoint`` on ``split`` of ``data``; write report.json and PNGs to ``out_dir``."""
+    """Evaluate ``checkpoint`` on ``split`` of ``data``; write report.json and PNGs to out_dir."""
     dev = resolve_device(device)
     loaded = load_checkpoint(checkpoint, map_location=dev)
     meta = loaded.meta
     train_meta = dict(meta.get("train") or {})
+    # Same label columns, uncertainty policy and (CSV without split column) the same split as
+    # in training, so "val" means the images the model was selected on and nothing else.
     bundle = build_datasets(
-        data, int(meta["image_size"]), int(meta["in_channels"]), augment=None,
+        data,
+        int(meta["image_size"]),
+        int(meta["in_channels"]),
+        augment=None,
+        label_columns=train_meta.get("label_columns"),
+        uncertainty=str(train_meta.get("uncertainty", "zeros")),
+        val_fraction=float(train_meta.get("val_fraction", 0.2)),
         seed=int(train_meta.get("seed", 0)),
     )
     if bundle.class_names != list(meta["class_names"]):
         raise DatasetError(
-            f"{data}: classes {bundle.class_names} do not match the checkpoint's {meta['class_names']}"
+            f"{data}: classes {bundle.class_names} do not match the checkpoint's "
+            f"{meta['class_names']}"
         )
     dataset = bundle.split(split)
     loader = DataLoader(dataset, batch_size=batch_size)
@@ -86,7 +99,12 @@ def evaluate_checkpoint(
         "split": split,
         "n_images": len(dataset),
         "train": train_meta,
-        "attack": {"norm": norm, "steps": steps, "step_size": "2.5*eps/steps", "random_start": True},
+        "attack": {
+            "norm": norm,
+            "steps": steps,
+            "step_size": "2.5*eps/steps",
+            "random_start": True,
+        },
         "n_bootstrap": n_bootstrap,
         "routes": {},
         "plots": {},
@@ -94,27 +112,51 @@ def evaluate_checkpoint(
     curves: dict[str, list[dict[str, float]]] = {}
     for route in routes:
         torch.manual_seed(seed)
-        preds = predict(model, loader, multilabel=bundle.multilabel, device=dev, route=route,
-                        progress=progress, desc=f"{route} clean")
+        preds = predict(
+            model,
+            loader,
+            multilabel=bundle.multilabel,
+            device=dev,
+            route=route,
+            progress=progress,
+            desc=f"{route} clean",
+        )
         per, macro = macro_auroc(preds.probs, preds.targets, bundle.multilabel)
         onehot = one_vs_rest(preds.targets, len(names), bundle.multilabel)
         per_class: dict[str, dict[str, Any]] = {}
         for c, name in enumerate(names):
             valid = onehot[:, c] >= 0
-            lo, hi = bootstrap_auroc_ci(onehot[valid, c], preds.probs[valid, c], n_bootstrap, seed=seed + c)
+            lo, hi = bootstrap_auroc_ci(
+                onehot[valid, c], preds.probs[valid, c], n_bootstrap, seed=seed + c
+            )
             per_class[name] = {
-                "auroc": _clean_float(per[c]), "ci_low": _clean_float(lo), "ci_high": _clean_float(hi),
-                "n_pos": int((onehot[valid, c] == 1).sum()), "n_neg": int((onehot[valid, c] == 0).sum()),
+                "auroc": _clean_float(per[c]),
+                "ci_low": _clean_float(lo),
+                "ci_high": _clean_float(hi),
+                "n_pos": int((onehot[valid, c] == 1).sum()),
+                "n_neg": int((onehot[valid, c] == 0).sum()),
             }
         robust = []
         for e in sweep:
             if e == 0:
-                r_acc, r_auc, r_loss = accuracy(preds.probs, preds.targets, bundle.multilabel), macro, preds.loss
+                r_acc, r_auc, r_loss = (
+                    accuracy(preds.probs, preds.targets, bundle.multilabel),
+                    macro,
+                    preds.loss,
+                )
             else:
                 torch.manual_seed(seed)
                 att = AttackConfig(norm=norm, eps=e, step_size=2.5 * e / steps, steps=steps)
-                rp = predict(model, loader, multilabel=bundle.multilabel, device=dev, route=route,
-                             attack=att, progress=progress, desc=f"{route} eps={e:g}")
+                rp = predict(
+                    model,
+                    loader,
+                    multilabel=bundle.multilabel,
+                    device=dev,
+                    route=route,
+                    attack=att,
+                    progress=progress,
+                    desc=f"{route} eps={e:g}",
+                )
                 r_acc = accuracy(rp.probs, rp.targets, bundle.multilabel)
                 r_auc = macro_auroc(rp.probs, rp.targets, bundle.multilabel)[1]
                 r_loss = rp.loss
@@ -125,12 +167,18 @@ def evaluate_checkpoint(
             "accuracy": accuracy(preds.probs, preds.targets, bundle.multilabel),
             "macro_auroc": _clean_float(macro),
             "per_class": per_class,
-            "robust": [{k: (_clean_float(v) if isinstance(v, float) else v) for k, v in r.items()} for r in robust],
+            "robust": [
+                {k: (_clean_float(v) if isinstance(v, float) else v) for k, v in r.items()}
+                for r in robust
+            ],
         }
         if out is not None:
             fname = f"roc_{route}.png"
-            title = f"{meta['arch']} ({'dual BN, ' + route + ' route' if meta['dual_bn'] else 'standard'})"
-            plot_roc(out / fname, preds.probs, preds.targets, names, bundle.multilabel, per_class, title)
+            kind = f"dual BN, {route} route" if meta["dual_bn"] else "standard"
+            title = f"{meta['arch']} ({kind})"
+            plot_roc(
+                out / fname, preds.probs, preds.targets, names, bundle.multilabel, per_class, title
+            )
             report["plots"][f"roc_{route}"] = fname
     report["accuracy"] = report["routes"]["clean"]["accuracy"]
     report["macro_auroc"] = report["routes"]["clean"]["macro_auroc"]

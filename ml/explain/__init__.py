@@ -25,6 +25,7 @@ from ml.explain.render import (
     load_raw_map,
     overlay_array,
     render_heatmap_png,
+    render_heatmaps_png,
     render_overlay_png,
     save_raw_map,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "randomization_check",
     "randomize_model",
     "render_heatmap_png",
+    "render_heatmaps_png",
     "render_overlay_png",
     "save_raw_map",
     "spearman_rows",

@@ -30,7 +30,7 @@ from ml.explain.engine import compute_saliency
 from ml.explain.metrics import deletion_auc, insertion_auc, map_metrics
 from ml.explain.postprocess import postprocess
 from ml.explain.provenance import jsonable, provenance
-from ml.explain.render import render_heatmap_png, render_overlay_png, save_raw_map
+from ml.explain.render import render_heatmaps_png, render_overlay_png, save_raw_map
 from ml.explain.sanity import randomization_check
 
 __all__ = ["SUMMARY_METRICS", "Arm", "CompareConfig", "run_comparison"]
@@ -144,11 +144,9 @@ def run_comparison(
                     "multilabel": cases.multilabel,
                     "max_batch": config.batch_size * 4,
                 }
-                x_dev = batch.inputs
-                faith["deletion_auc"] = deletion_auc(arm.model, x_dev, res.maps, res.targets, **kw)
-                faith["insertion_auc"] = insertion_auc(
-                    arm.model, x_dev, res.maps, res.targets, **kw
-                )
+                x = batch.inputs
+                faith["deletion_auc"] = deletion_auc(arm.model, x, res.maps, res.targets, **kw)
+                faith["insertion_auc"] = insertion_auc(arm.model, x, res.maps, res.targets, **kw)
             if config.sanity_cases > len(sanity):
                 take = min(config.sanity_cases - len(sanity), len(chunk))
                 check = randomization_check(
@@ -163,13 +161,17 @@ def run_comparison(
                     max_batch=config.batch_size,
                 )
                 sanity.extend(check["spearman"])
+            # Back onto each case's own display geometry, then encode the batch in parallel.
+            originals = [
+                np.clip(box.to_original(m), 0.0, 1.0)
+                for box, m in zip(batch.boxes, maps01, strict=True)
+            ]
+            heatmaps = render_heatmaps_png(originals, colormap=config.colormap)
+            (arm_dir / "heatmaps").mkdir(parents=True, exist_ok=True)
+            (arm_dir / "overlays").mkdir(parents=True, exist_ok=True)
             for i, case in enumerate(chunk):
-                map_orig = np.clip(batch.boxes[i].to_original(maps01[i]), 0.0, 1.0)
-                (arm_dir / "heatmaps").mkdir(parents=True, exist_ok=True)
-                (arm_dir / "overlays").mkdir(parents=True, exist_ok=True)
-                (arm_dir / "heatmaps" / f"{case.case_id}.png").write_bytes(
-                    render_heatmap_png(map_orig, colormap=config.colormap)
-                )
+                map_orig = originals[i]
+                (arm_dir / "heatmaps" / f"{case.case_id}.png").write_bytes(heatmaps[i])
                 (arm_dir / "overlays" / f"{case.case_id}.png").write_bytes(
                     render_overlay_png(
                         case.display, map_orig, colormap=config.colormap, opacity=config.opacity

@@ -192,7 +192,7 @@ def compute_saliency(
             maps, logits, used = [], [], []
             start = time.perf_counter()
             for lo in range(0, n, budget):
-                x = inputs[lo : lo + budget].to(dev, torch.float32)
+                x = inputs[lo : lo + budget].detach().to(dev, torch.float32)
                 w, p = weights[lo : lo + budget].to(dev), use_pred[lo : lo + budget].to(dev)
                 if method not in SINGLE_PASS:
                     # Multi-pass methods perturb the input, so fix the target on the clean

@@ -9,10 +9,14 @@ computed once per name; PNGs carry no metadata chunks and use one fixed compress
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +29,7 @@ __all__ = [
     "encode_png",
     "load_raw_map",
     "render_heatmap_png",
+    "render_heatmaps_png",
     "render_overlay_png",
     "resize_map",
     "save_raw_map",
@@ -50,6 +55,17 @@ def _lut(name: str) -> np.ndarray:
     lut = np.round(rgba[:, :3] * 255.0).astype(np.uint8)
     lut.setflags(write=False)
     return lut
+
+
+@cache
+def _rgba_lut(name: str) -> np.ndarray:
+    """256 RGBA pixels packed as uint32 (native byte order): colour of level i, alpha i."""
+    table = np.empty((256, 4), dtype=np.uint8)
+    table[:, :3] = _lut(name)
+    table[:, 3] = np.arange(256, dtype=np.uint8)
+    packed = table.view(np.uint32).reshape(256)
+    packed.setflags(write=False)
+    return packed
 
 
 def _as_map(map01: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -125,12 +141,43 @@ def render_heatmap_png(
     ``size`` = (height, width) of the display image. The bytes depend only on the map values,
     ``size`` and ``colormap``.
     """
-    arr = resize_map(map01, size)
-    q = _quantize(arr)
-    rgba = np.empty((*q.shape, 4), dtype=np.uint8)
-    rgba[..., :3] = _lut(colormap)[q]
-    rgba[..., 3] = q
+    q = _quantize(resize_map(map01, size))
+    # One 4-byte gather per pixel from the packed RGBA table (3x faster than RGB + alpha).
+    rgba = _rgba_lut(colormap)[q].view(np.uint8).reshape(*q.shape, 4)
     return encode_png(rgba)
+
+
+def render_heatmaps_png(
+    maps01: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
+    *,
+    size: tuple[int, int] | Sequence[tuple[int, int]] | None = None,
+    colormap: str = "jet",
+    workers: int | None = None,
+) -> list[bytes]:
+    """:func:`render_heatmap_png` for many maps, byte-identical, encoded in parallel.
+
+    ``maps01`` is an N×H×W array/tensor or a list of H×W maps; ``size`` is one (height, width)
+    for all or one per map (display images differ in size). zlib releases the GIL, so a small
+    thread pool overlaps the per-map compression that dominates rendering; ``workers``
+    defaults to the CPU count (at most 8).
+    """
+    maps = list(maps01)
+    if size is None or (len(size) == 2 and isinstance(size[0], int | np.integer)):
+        sizes: list[Any] = [size] * len(maps)
+    else:
+        sizes = list(size)
+        if len(sizes) != len(maps):
+            raise ValueError(f"got {len(sizes)} sizes for {len(maps)} maps")
+    _lut(colormap)  # validate once, before any thread starts
+    n_workers = workers or min(8, os.cpu_count() or 1)
+
+    def one(k: int) -> bytes:
+        return render_heatmap_png(maps[k], size=sizes[k], colormap=colormap)
+
+    if n_workers <= 1 or len(maps) <= 1:
+        return [one(k) for k in range(len(maps))]
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        return list(pool.map(one, range(len(maps))))
 
 
 def render_overlay_png(

@@ -31,6 +31,9 @@ __all__ = [
 class InputNormalize(nn.Module):
     """``(x - mean) / std`` per channel, with mean/std saved as buffers in the state dict."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         if len(mean) != len(std):
@@ -154,7 +157,10 @@ def create_model(
                 raise ValueError(
                     f"normalize[{key!r}] must have {in_channels} value(s) (one per channel)"
                 )
-        normalize = {"mean": list(map(float, normalize["mean"])), "std": list(map(float, normalize["std"]))}
+        normalize = {
+            "mean": list(map(float, normalize["mean"])),
+            "std": list(map(float, normalize["std"])),
+        }
     backbone = _REGISTRY[arch].build(num_classes, in_channels)
     if dual_bn:
         convert_to_dual_bn(backbone, momentum=bn_momentum)

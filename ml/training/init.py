@@ -67,7 +67,9 @@ def init_from_checkpoint(model: nn.Module, path: str, init_route: str | None) ->
         )
     usable = {k: v for k, v in sd.items() if k in own and k not in skipped}
     missing = [k for k in own if k not in usable and not k.endswith("num_batches_tracked")]
-    if any(not k.startswith(("backbone.fc.", "backbone.classifier.", "normalize.")) for k in missing):
+    if any(
+        not k.startswith(("backbone.fc.", "backbone.classifier.", "normalize.")) for k in missing
+    ):
         raise CheckpointError(
             f"--init-from {path}: checkpoint lacks {', '.join(missing[:5])} for this architecture"
         )

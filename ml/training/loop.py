@@ -68,10 +68,18 @@ def training_step(
     with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
         if cfg.mode == "fast":
             x_adv = fgsm_attack(
-                bare, x, y, eps=att.eps, step_size=att.step_size, norm=att.norm, multilabel=multilabel
+                bare,
+                x,
+                y,
+                eps=att.eps,
+                step_size=att.step_size,
+                norm=att.norm,
+                multilabel=multilabel,
             )
         else:
-            x_adv = run_attack(bare, x, y, att, multilabel=multilabel, route="adv" if cfg.dual_bn else "clean")
+            x_adv = run_attack(
+                bare, x, y, att, multilabel=multilabel, route="adv" if cfg.dual_bn else "clean"
+            )
     if cfg.mode == "dual":
         n = x.shape[0]
         with split_route(model, n):
@@ -107,8 +115,11 @@ def train_one_epoch(
     seen = 0
     start = time.perf_counter()
     bar = tqdm(
-        loader, desc=f"epoch {epoch + 1}/{cfg.epochs} [{cfg.mode}]", disable=not progress,
-        leave=False, dynamic_ncols=True,
+        loader,
+        desc=f"epoch {epoch + 1}/{cfg.epochs} [{cfg.mode}]",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
     )
     for step, (x, y) in enumerate(bar):
         if cfg.max_steps_per_epoch is not None and step >= cfg.max_steps_per_epoch:
@@ -159,8 +170,15 @@ def evaluate(
 ) -> dict[str, Any]:
     """Loss, macro AUROC, per-class AUROC and accuracy on ``loader`` (clean BN by default)."""
     preds = predict(
-        unwrap(model), loader, multilabel=multilabel, device=device, route=route,
-        attack=attack, progress=progress, desc=prefix, amp_dtype=amp_dtype,
+        unwrap(model),
+        loader,
+        multilabel=multilabel,
+        device=device,
+        route=route,
+        attack=attack,
+        progress=progress,
+        desc=prefix,
+        amp_dtype=amp_dtype,
     )
     per, macro = macro_auroc(preds.probs, preds.targets, multilabel)
     return {

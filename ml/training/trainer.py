@@ -14,7 +14,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -54,11 +54,15 @@ def _seed_everything(seed: int) -> None:
 
 def _rng_state(loader_gen: torch.Generator) -> dict[str, Any]:
     """RNG states as weights-only-loadable values (tensors, ints, lists)."""
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state())
     py_state = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "numpy": [
+            str(np_state[0]),
+            torch.from_numpy(np.asarray(np_state[1]).astype(np.int64)),
+            *(float(v) for v in np_state[2:]),
+        ],
         "python": [py_state[0], list(py_state[1]), py_state[2]],
         "loader": loader_gen.get_state(),
     }
@@ -71,7 +75,9 @@ def _set_rng_state(state: dict[str, Any], loader_gen: torch.Generator) -> None:
     torch.set_rng_state(state["torch"].cpu())
     loader_gen.set_state(state["loader"].cpu())
     name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    np.random.set_state(
+        (name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached))
+    )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
@@ -80,7 +86,9 @@ def _set_rng_state(state: dict[str, Any], loader_gen: torch.Generator) -> None:
 
 def _optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
+        )
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -147,9 +155,14 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
         torch.set_num_threads(cfg.threads)
     device = ctx.device
     bundle = build_datasets(
-        cfg.data, cfg.image_size, cfg.in_channels, cfg.augment,
-        label_columns=cfg.label_columns, uncertainty=cfg.uncertainty,
-        val_fraction=cfg.val_fraction, seed=cfg.seed,
+        cfg.data,
+        cfg.image_size,
+        cfg.in_channels,
+        cfg.augment,
+        label_columns=cfg.label_columns,
+        uncertainty=cfg.uncertainty,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
     )
     k = len(bundle.class_names)
     per_rank = math.ceil(len(bundle.train) / ctx.world_size)
@@ -158,7 +171,11 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
     bn_momentum = cfg.resolved_bn_momentum(cfg.epochs * steps_per_epoch)
     model = create_model(
-        cfg.arch, k, cfg.in_channels, dual_bn=cfg.dual_bn, normalize=cfg.normalize,
+        cfg.arch,
+        k,
+        cfg.in_channels,
+        dual_bn=cfg.dual_bn,
+        normalize=cfg.normalize,
         bn_momentum=bn_momentum,
     )
     init_info: dict[str, object] = {}
@@ -169,14 +186,24 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
     if device.type == "cuda" and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     amp_dtype = torch.bfloat16 if (cfg.amp and device.type == "cuda") else None
-    sampler = DistributedSampler(bundle.train, shuffle=True, seed=cfg.seed) if ctx.enabled else None
+    sampler: DistributedSampler[Any] | None = (
+        DistributedSampler(bundle.train, shuffle=True, seed=cfg.seed) if ctx.enabled else None
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(
-        bundle.train, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-        num_workers=cfg.num_workers, drop_last=len(bundle.train) > cfg.batch_size,
-        generator=gen, pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+        bundle.train,
+        batch_size=cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        drop_last=len(bundle.train) > cfg.batch_size,
+        generator=gen,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.num_workers > 0,
     )
-    val_loader = DataLoader(bundle.val, batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers)
+    val_loader = DataLoader(
+        bundle.val, batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(cfg, params)
     scheduler = _scheduler(cfg, optimizer, steps_per_epoch)
@@ -187,19 +214,38 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
         )
 
     train_meta: dict[str, Any] = {
-        "mode": cfg.mode, "norm": cfg.norm, "eps": cfg.eps, "step_size": cfg.attack_step_size,
+        "mode": cfg.mode,
+        "norm": cfg.norm,
+        "eps": cfg.eps,
+        "step_size": cfg.attack_step_size,
         "steps": attack_config(cfg).steps if cfg.mode != "standard" else 0,
-        "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
-        "optimizer": cfg.optimizer, "schedule": cfg.schedule, "augment": cfg.augment,
-        "bn_momentum": bn_momentum, "seed": cfg.seed, "arch": cfg.arch,
-        "freeze_through": cfg.freeze_through, "select_metric": cfg.select_metric,
-        "multilabel": bundle.multilabel, "data": str(cfg.data), "world_size": ctx.world_size,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "optimizer": cfg.optimizer,
+        "schedule": cfg.schedule,
+        "augment": cfg.augment,
+        "bn_momentum": bn_momentum,
+        "seed": cfg.seed,
+        "arch": cfg.arch,
+        "freeze_through": cfg.freeze_through,
+        "select_metric": cfg.select_metric,
+        "multilabel": bundle.multilabel,
+        "label_columns": cfg.label_columns,
+        "uncertainty": cfg.uncertainty,
+        "val_fraction": cfg.val_fraction,
+        "data": str(cfg.data),
+        "world_size": ctx.world_size,
         **init_info,
     }
     ckpt_meta: dict[str, Any] = {
-        "arch": cfg.arch, "num_classes": k, "class_names": bundle.class_names,
-        "in_channels": cfg.in_channels, "image_size": cfg.image_size,
-        "normalize": unwrap(model).normalize_spec, "dual_bn": cfg.dual_bn,
+        "arch": cfg.arch,
+        "num_classes": k,
+        "class_names": bundle.class_names,
+        "in_channels": cfg.in_channels,
+        "image_size": cfg.image_size,
+        "normalize": unwrap(model).normalize_spec,
+        "dual_bn": cfg.dual_bn,
     }
     best_path, last_path = out / "best.pt", out / "last.pt"
     history: list[dict[str, Any]] = []
@@ -228,14 +274,28 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
         row: dict[str, Any] = {"epoch": epoch + 1}
         row.update(
             train_one_epoch(
-                net, train_loader, optimizer, scheduler, cfg, epoch=epoch, device=device,
-                multilabel=bundle.multilabel, amp_dtype=amp_dtype, progress=progress,
+                net,
+                train_loader,
+                optimizer,
+                scheduler,
+                cfg,
+                epoch=epoch,
+                device=device,
+                multilabel=bundle.multilabel,
+                amp_dtype=amp_dtype,
+                progress=progress,
                 after_train_mode=(lambda: keep_frozen_in_eval(frozen)) if frozen else None,
             )
         )
         row.update(
-            evaluate(model, val_loader, device=device, multilabel=bundle.multilabel,
-                     route="clean", amp_dtype=amp_dtype)
+            evaluate(
+                model,
+                val_loader,
+                device=device,
+                multilabel=bundle.multilabel,
+                route="clean",
+                amp_dtype=amp_dtype,
+            )
         )
         value = row["val_loss"] if cfg.select_metric == "loss" else row["val_auroc"]
         improved = _is_better(cfg.select_metric, value, best)
@@ -244,22 +304,33 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
         row["best"] = improved
         history.append(row)
         if ctx.is_main:
-            meta = {**train_meta, "epoch": epoch + 1, "val": {k2: v for k2, v in row.items() if k2.startswith("val_")}}
+            meta = {
+                **train_meta,
+                "epoch": epoch + 1,
+                "val": {k2: v for k2, v in row.items() if k2.startswith("val_")},
+            }
             if improved:
                 save_checkpoint(best_path, model, train=meta, **ckpt_meta)
             resume_state = {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch, "best": best, "history": history, "rng": _rng_state(gen),
+                "epoch": epoch,
+                "best": best,
+                "history": history,
+                "rng": _rng_state(gen),
             }
-            save_checkpoint(last_path, model, train=meta, extra={"resume": resume_state}, **ckpt_meta)
+            save_checkpoint(
+                last_path, model, train=meta, extra={"resume": resume_state}, **ckpt_meta
+            )
             _write_logs(out, history)
             if progress:
                 from tqdm.auto import tqdm
 
                 tqdm.write(
-                    f"epoch {epoch + 1}/{cfg.epochs} {cfg.mode}: train loss {row.get('train_loss', float('nan')):.4f}"
-                    f" | val loss {row['val_loss']:.4f} auroc {row['val_auroc']:.3f} acc {row['val_accuracy']:.3f}"
+                    f"epoch {epoch + 1}/{cfg.epochs} {cfg.mode}: "
+                    f"train loss {row.get('train_loss', float('nan')):.4f} | "
+                    f"val loss {row['val_loss']:.4f} auroc {row['val_auroc']:.3f} "
+                    f"acc {row['val_accuracy']:.3f}"
                     f"{' *' if improved else ''}"
                 )
     if not best_path.is_file() and ctx.is_main:

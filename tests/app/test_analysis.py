@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.models import User
+from app.models import Study, User
 from app.services.analysis import EMPTY_MESSAGE, analyze_study
+from app.services.export import export_study
 from tests.app.analysis_helpers import add_repeats, default_rule, make_rated_study, rate
 from tests.factories import make_open_study
 
@@ -105,6 +106,15 @@ def test_empty_study_gives_a_clear_message(
     assert a["empty"] is True and a["message"] == EMPTY_MESSAGE
     assert EMPTY_MESSAGE in a["warnings"]
     assert a["items"][0]["n_scores"] == 0 and a["preferences"] == []
+    draft = Study(name="draft without arms or trials")
+    db.add(draft)
+    db.flush()
+    bare = analyze_study(db, draft.id)
+    assert bare["empty"] is True and "fewer than two arms" in " ".join(bare["warnings"])
+    assert export_study(db, draft.id, "csv")[0].startswith(b"study_id,")
+    rated = make_rated_study(db, settings.data_dir, raters, n_images=2)
+    full = analyze_study(db, rated.id, n_boot=20)
+    assert set(a) == set(full) and set(a["items"][0]) == set(full["items"][0])  # stable keys
     r = client.get(f"/api/v1/studies/{study.id}/analysis", headers=api_headers(researcher))
     assert r.status_code == 200 and r.json()["empty"] is True
     login(researcher)

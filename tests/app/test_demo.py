@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import sys
-import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
@@ -255,26 +255,47 @@ def test_cli_reset_on_postgres_exits_with_a_message(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def built_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def demo_database_url() -> Iterator[str]:
+    """The demo's own database: SQLite in its data directory (the default), or a fresh
+    PostgreSQL schema when the suite runs on PostgreSQL (RADSAL_TEST_DATABASE_URL)."""
+    server = os.environ.get("RADSAL_TEST_DATABASE_URL", "")
+    if not server.startswith("postgresql"):
+        yield ""
+        return
+    schema = f"radsal_demo_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(server)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in server else "?"
+    try:
+        yield f"{server}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def built_demo(
+    tmp_path_factory: pytest.TempPathFactory, demo_database_url: str
+) -> Iterator[dict[str, Any]]:
     """`radsal demo --no-serve` at a reduced size, once for the module."""
     data = tmp_path_factory.mktemp("demo") / "data"
     env = {
         "RADSAL_DATA_DIR": str(data),
+        "RADSAL_DATABASE_URL": demo_database_url,
         "RADSAL_DEVICE": "cpu",
         "RADSAL_BASE_URL": "http://demo.example:9999",
         "RADSAL_BATCH_SIZE": "8",
     }
-    start = time.perf_counter()
-    result = _radsal({**env, "RADSAL_DATABASE_URL": ""}, "demo", "--no-serve", *SMALL)
-    seconds = time.perf_counter() - start
+    result = _radsal(env, "demo", "--no-serve", *SMALL)
     assert result.returncode == 0, result.stdout + result.stderr
-    engine = make_engine(f"sqlite:///{data / 'radsal.sqlite'}")
+    engine = make_engine(demo_database_url or f"sqlite:///{data / 'radsal.sqlite'}")
     try:
         yield {
             "data": data,
             "env": env,
             "result": result,
-            "seconds": seconds,
             "sessionmaker": make_sessionmaker(engine),
         }
     finally:
@@ -330,7 +351,7 @@ def test_demo_prints_logins_invites_and_timings(built_demo: dict[str, Any]) -> N
 def test_rerunning_reuses_everything_and_keeps_the_study(built_demo: dict[str, Any]) -> None:
     from app.models import Study
 
-    result = _radsal({**built_demo["env"], "RADSAL_DATABASE_URL": ""}, "demo", "--no-serve", *SMALL)
+    result = _radsal(built_demo["env"], "demo", "--no-serve", *SMALL)
     assert result.returncode == 0, result.stderr
     reused = re.findall(r"\] (.*): reused from an earlier run", result.stderr)
     assert len(reused) == 7, result.stderr  # every step but migrations and accounts

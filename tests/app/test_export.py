@@ -165,3 +165,35 @@ def test_export_api_permissions_and_errors(
     # Raters never get unblinded data; anonymous callers must log in.
     assert client.get(url, headers=api_headers(raters[0])).status_code == 403
     assert client.get(url).status_code == 401
+
+
+def test_ratings_posted_by_a_rater_are_exported_by_arm(
+    client: TestClient,
+    db: Session,
+    settings: Settings,
+    make_user: Callable[..., User],
+    login: Callable[[User], object],
+) -> None:
+    from sqlalchemy import select
+
+    from app.models import Arm, Trial
+    from tests.factories import rating_payload
+
+    rater = make_user("rater", "poster")
+    study = make_open_study(db, settings.data_dir, raters=[rater], n_images=2, size=32)
+    me = login(rater)
+    trials = db.scalars(select(Trial).where(Trial.study_id == study.id)).all()
+    for trial in trials:
+        r = me.post_json(  # type: ignore[attr-defined]
+            f"/api/v1/trials/{trial.token}/rating",
+            rating_payload(left_score=5, right_score=1, preference="left", active_ms=1234),
+        )
+        assert r.status_code == 200, r.text
+    long = _csv(db, study)
+    labels = {a.id: a.label for a in db.scalars(select(Arm).where(Arm.study_id == study.id))}
+    for trial in trials:
+        rows = long[long["trial"] == trial.id].set_index("side")
+        assert rows.loc["left", "arm"] == labels[trial.left_arm_id]
+        assert rows.loc["left", "score"] == 5 and rows.loc["right", "score"] == 1
+        assert bool(rows.loc["left", "preferred"]) and not bool(rows.loc["right", "preferred"])
+        assert (rows["active_ms"] == 1234).all()

@@ -278,3 +278,82 @@ def test_job_pages_and_api_are_staff_only(
     assert client.post(f"/api/v1/jobs/{job.id}/cancel", headers=rater).status_code == 403
     assert client.get("/api/v1/jobs/999999", headers=api_headers(catalog.admin)).status_code == 404
     assert db.get(Job, job.id) is not None
+
+
+def _ground_truth_study(
+    db: Session,
+    paths: list[Path],
+    labels: list[dict[str, int]],
+    masks: list[Path | None],
+    catalog: Catalog,
+    settings: Settings,
+) -> Study:
+    from app.services.images import import_image_paths
+
+    images = import_image_paths(db, settings, paths, labels, masks, catalog.admin)
+    assert [im.labels for im in images] == labels
+    return _study(
+        db, catalog, image_ids=[im.id for im in images], saliency={"target": "ground_truth"}
+    )
+
+
+def test_ground_truth_target_and_mask_metrics(
+    catalog: Catalog,
+    db: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    from tests.app.fixtures_ml import mask_png_bytes, png_bytes
+
+    paths, masks = [], []
+    for k in range(2):
+        p = tmp_path / "src" / f"lesion{k}.png"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(png_bytes(40, seed=100 + k))
+        m = tmp_path / "src" / f"lesion{k}_mask.png"
+        m.write_bytes(mask_png_bytes(40))
+        paths.append(p)
+        masks.append(m)
+    labels = [{"normal": 0, "pneumonia": 1}, {"normal": 1, "pneumonia": 0}]
+    study = _ground_truth_study(db, paths, labels, [masks[0], None], catalog, settings)
+    enqueue_generation(db, study, catalog.admin)
+    run_pending(session_factory, settings)
+    maps = {(m.image_id, m.arm_id): m for m in _maps(db, study)}
+    first, second = (si.image_id for si in study.images)
+    for arm in study.arms:
+        assert maps[(first, arm.id)].prediction["target_classes"] == ["pneumonia"]
+        assert maps[(second, arm.id)].prediction["target_classes"] == ["normal"]
+        assert maps[(first, arm.id)].prediction["target_source"] == "ground_truth"
+        assert maps[(first, arm.id)].target == "ground_truth"
+    # Mask metrics exist exactly for the image that has a mask.
+    for arm in study.arms:
+        energy = maps[(first, arm.id)].metrics["mask_energy"]
+        assert energy is not None and 0.0 <= energy <= 1.0
+        assert maps[(first, arm.id)].metrics["pointing"] in (0.0, 1.0)
+        assert maps[(second, arm.id)].metrics["mask_energy"] is None
+
+
+def test_real_chest_xrays_with_box_masks(
+    nih_dir: str,
+    catalog: Catalog,
+    db: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    import csv
+
+    root = Path(nih_dir)
+    with (root / "labels.csv").open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["box_mask"]][:2]
+    paths = [root / r["file"] for r in rows]
+    masks: list[Path | None] = [root / r["box_mask"] for r in rows]
+    labels = [{"normal": 1 - int(r["label"]), "pneumonia": int(r["label"])} for r in rows]
+    study = _ground_truth_study(db, paths, labels, masks, catalog, settings)
+    enqueue_generation(db, study, catalog.admin)
+    assert run_pending(session_factory, settings) == 4
+    for m in _maps(db, study):
+        assert m.metrics["mask_energy"] is not None and 0.0 <= m.metrics["mask_energy"] <= 1.0
+        assert m.metrics["pointing"] in (0.0, 1.0)
+    with PILImage.open(settings.data_dir / _maps(db, study)[0].overlay_path) as im:
+        assert im.size == (256, 256)

@@ -108,6 +108,28 @@ def test_in_process_worker_runs_jobs_for_the_server(
     assert _maps(factory, study_id) == 6
 
 
+@pytest.mark.slow
+def test_in_process_worker_reclaims_an_orphaned_task(
+    sqlite_env: tuple[Settings, Engine, sessionmaker[Session]], tmp_path: Path
+) -> None:
+    settings, _engine, factory = sqlite_env
+    study_id = _queued_study(settings, factory, tmp_path)
+    with factory.begin() as db:  # a worker died holding every task of the job
+        for task in db.scalars(select(JobTask)):
+            task.status, task.worker = "running", "dead-host:1:1"
+    worker = InProcessWorker(factory, settings, poll_seconds=0.05)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and _maps(factory, study_id) < 6:
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    assert _maps(factory, study_id) == 6
+    with factory() as db:
+        assert db.scalar(select(Job.status).where(Job.study_id == study_id)) == "done"
+
+
 def test_worker_start_stop_is_idempotent(
     sqlite_env: tuple[Settings, Engine, sessionmaker[Session]],
 ) -> None:

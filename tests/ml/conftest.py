@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,12 @@ NIH_DIR = Path(os.environ.get("RADSAL_NIH_DIR", "/work/shared/data/nih-cxr-pneum
 
 
 @pytest.fixture(autouse=True)
-def _seed() -> None:
+def _seed_and_threads() -> Iterator[None]:
+    """Seeded tests; torch thread count restored (train(threads=1) sets it process-wide)."""
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

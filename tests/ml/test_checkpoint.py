@@ -13,13 +13,14 @@ import torch
 from ml.checkpoint import CheckpointError, import_checkpoint, load_checkpoint, save_checkpoint
 from ml.models import bn_route, create_model
 
-META = {
+NORMALIZE = {"mean": [0.5], "std": [0.25]}
+META: dict[str, object] = {
     "arch": "resnet_tiny",
     "num_classes": 3,
     "class_names": ["normal", "nodule", "opacity"],
     "in_channels": 1,
     "image_size": 32,
-    "normalize": {"mean": [0.5], "std": [0.25]},
+    "normalize": NORMALIZE,
     "train": {"mode": "dual", "norm": "linf", "eps": 0.01, "steps": 3},
 }
 
@@ -40,7 +41,7 @@ def _perturb_bn(model: torch.nn.Module) -> None:
 
 
 def test_round_trip_reproduces_outputs_and_metadata(tmp_path: Path) -> None:
-    model = create_model("resnet_tiny", 3, 1, dual_bn=True, normalize=META["normalize"]).eval()
+    model = create_model("resnet_tiny", 3, 1, dual_bn=True, normalize=NORMALIZE).eval()
     _perturb_bn(model)
     digest = _save(tmp_path / "m.pt", model, True)
     import hashlib
@@ -158,12 +159,12 @@ def test_seed_dual_bn_import_reproduces_outputs_exactly(
             with bn_route(seed, route), bn_route(loaded.model, route):
                 assert torch.equal(seed(x), loaded.model(x))
     names = [f"f{i}" for i in range(8)]
-    digest, meta = import_checkpoint(
+    digest, _ = import_checkpoint(
         tmp_path / "seed.pth", tmp_path / "out.pt", class_names=names, image_size=64
     )
     again = load_checkpoint(tmp_path / "out.pt")
     assert again.source_format == "radsal/1" and again.sha256 == digest
-    assert again.meta["class_names"] == names and meta["train"]["mode"] == "imported"
+    assert again.meta["class_names"] == names and again.meta["train"]["mode"] == "imported"
     with torch.no_grad(), bn_route(seed, "adv"), bn_route(again.model, "adv"):
         assert torch.equal(seed(x), again.model(x))
 
@@ -182,7 +183,9 @@ def test_torchvision_layout_import(tmp_path: Path) -> None:
     from torchvision.models import resnet18
 
     tv = resnet18(weights=None, num_classes=2).eval()
-    torch.save({"state_dict": {"module." + k: v for k, v in tv.state_dict().items()}}, tmp_path / "tv.pt")
+    torch.save(
+        {"state_dict": {"module." + k: v for k, v in tv.state_dict().items()}}, tmp_path / "tv.pt"
+    )
     loaded = load_checkpoint(tmp_path / "tv.pt", image_size=64)
     assert loaded.source_format == "torchvision" and loaded.meta["arch"] == "resnet18"
     assert loaded.meta["dual_bn"] is False

@@ -61,9 +61,17 @@ def _write_chexpert(tmp_path: Path) -> Path:
     values = [("1", "0", ""), ("-1", "1", "0"), ("0", "-1", "1"), ("", "", "-1")]
     for i, (a, b, c) in enumerate(values * 2):
         Image.fromarray(np.full((10, 20), i * 20, np.uint8)).save(img / f"{i}.png")
-        rows.append({"Path": f"img/{i}.png", "Sex": "F", "Age": str(40 + i),
-                     "Atelectasis": a, "Edema": b, "Effusion": c,
-                     "split": "train" if i < 4 else "valid"})
+        rows.append(
+            {
+                "Path": f"img/{i}.png",
+                "Sex": "F",
+                "Age": str(40 + i),
+                "Atelectasis": a,
+                "Edema": b,
+                "Effusion": c,
+                "split": "train" if i < 4 else "valid",
+            }
+        )
     path = tmp_path / "train.csv"
     with path.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -76,7 +84,9 @@ def _write_chexpert(tmp_path: Path) -> Path:
     ("policy", "expected"),
     [("zeros", [0.0, 1.0, 0.0]), ("ones", [1.0, 1.0, 0.0]), ("ignore", [-1.0, 1.0, 0.0])],
 )
-def test_chexpert_csv_uncertainty_policies(tmp_path: Path, policy: str, expected: list[float]) -> None:
+def test_chexpert_csv_uncertainty_policies(
+    tmp_path: Path, policy: str, expected: list[float]
+) -> None:
     bundle = build_datasets(_write_chexpert(tmp_path), 16, 1, augment="none", uncertainty=policy)
     assert bundle.multilabel and bundle.class_names == ["Atelectasis", "Edema", "Effusion"]
     assert len(bundle.train) == 4 and len(bundle.val) == 4
@@ -90,7 +100,7 @@ def test_csv_errors_name_the_file_and_columns(tmp_path: Path) -> None:
     bad.write_text("image_name,finding\na.png,x\n")
     with pytest.raises(DatasetError, match=r"bad\.csv: no image path column.*image_name, finding"):
         build_datasets(bad, 16, 1)
-    with pytest.raises(DatasetError, match="label column.*Nope not found"):
+    with pytest.raises(DatasetError, match=r"label column.*Nope not found"):
         build_datasets(_write_chexpert(tmp_path), 16, 1, label_columns=["Nope"])
     missing = tmp_path / "missing.csv"
     missing.write_text("path,label,split\nghost.png,a,train\nghost2.png,b,val\n")
@@ -148,3 +158,12 @@ def test_real_nih_csv_splits_by_patient(nih_dir: Path) -> None:
     assert sum(s.mask_path is not None for s in bundle.train.samples + bundle.val.samples) == 43
     x, y = bundle.val[0]
     assert x.shape == (1, 64, 64) and int(y) in (0, 1)
+
+
+def test_marker_shortcut_marks_only_its_class(tmp_path: Path) -> None:
+    root = make_lesion_dataset(
+        tmp_path / "m", n_train=6, n_val=0, image_size=32, marker_class="opacity"
+    )
+    for row in csv.DictReader((root / "labels.csv").open()):
+        corner = np.array(Image.open(root / row["path"]))[1:3, 1:3]
+        assert (corner.min() > 230) == (row["label"] == "opacity")

@@ -17,6 +17,7 @@ from ml.explain import (
     postprocess,
     provenance,
     render_heatmap_png,
+    render_heatmaps_png,
     render_overlay_png,
     save_raw_map,
 )
@@ -100,6 +101,19 @@ def test_heatmap_png_bytes_depend_only_on_map_size_and_colormap() -> None:
     idat = a[a.index(b"IDAT") + 4 : a.index(b"IEND") - 8]
     assert idat[:2] == b"\x78\x01"
     assert len(zlib.decompress(idat)) == 64 * (80 * 4 + 1)  # one filter byte per row
+
+
+def test_batch_rendering_is_byte_identical_to_single_maps() -> None:
+    maps = torch.rand(5, 24, 24, generator=torch.Generator().manual_seed(3))
+    batch = render_heatmaps_png(maps, size=(40, 40), colormap="viridis", workers=3)
+    assert batch == [render_heatmap_png(m, size=(40, 40), colormap="viridis") for m in maps]
+    mixed = render_heatmaps_png([maps[0], maps[1][:12]], size=[(30, 20), (12, 24)], workers=2)
+    assert Image.open(io.BytesIO(mixed[1])).size == (24, 12)
+    assert mixed[0] == render_heatmap_png(maps[0], size=(30, 20))
+    with pytest.raises(ValueError, match="unknown colormap"):
+        render_heatmaps_png(maps, colormap="nope")
+    with pytest.raises(ValueError, match="2 sizes for 5 maps"):
+        render_heatmaps_png(maps, size=[(4, 4), (5, 5)])
 
 
 def test_jet_endpoints_and_gray_identity() -> None:

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dicom_factory import make_dicom
 from PIL import Image
 
 from ml.data import ImageLoadError, load_image
-
-from dicom_factory import make_dicom
 
 
 def _png(arr: np.ndarray, mode: str | None = None) -> bytes:
@@ -59,8 +58,11 @@ def test_dicom_modality_lut_window_and_monochrome1() -> None:
     np.testing.assert_allclose(img.array, expected, atol=1e-6)
     assert img.window_center == 300.0 and img.window_width == 401.0
     assert img.modality == "CR" and img.source_format == "dicom"
-    inverted = load_image(make_dicom(stored, slope=2.0, intercept=-100.0, window=(300.0, 401.0),
-                                     photometric="MONOCHROME1"))
+    inverted = load_image(
+        make_dicom(
+            stored, slope=2.0, intercept=-100.0, window=(300.0, 401.0), photometric="MONOCHROME1"
+        )
+    )
     np.testing.assert_allclose(inverted.array, 1.0 - expected, atol=1e-6)
     np.testing.assert_array_equal(img.display, np.round(expected * 255).astype(np.uint8))
 
@@ -91,7 +93,7 @@ def test_multiframe_takes_middle_frame_or_the_requested_one() -> None:
 
 
 def test_rle_compressed_dicom_decodes() -> None:
-    stored = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 100)
+    stored = np.arange(64, dtype=np.uint16).reshape(8, 8) * 100
     img = load_image(make_dicom(stored, rle=True))
     np.testing.assert_allclose(img.array, stored / stored.max(), atol=1e-6)
     assert img.meta["TransferSyntaxUID"] == "1.2.840.10008.1.2.5"
@@ -101,11 +103,11 @@ def test_corrupt_and_unsupported_inputs_name_the_file(tmp_path: Path) -> None:
     good = make_dicom(np.zeros((4, 4), np.uint16))
     bad = tmp_path / "broken.dcm"
     bad.write_bytes(good[:140] + b"\x00\xff" * 10)
-    with pytest.raises(ImageLoadError, match="broken.dcm"):
+    with pytest.raises(ImageLoadError, match=r"broken\.dcm"):
         load_image(bad)
     with pytest.raises(ImageLoadError, match=r"trunc\.png: corrupt"):
         load_image(_png(np.zeros((16, 16), np.uint8))[:40], filename="trunc.png")
-    with pytest.raises(ImageLoadError, match="notes.txt: unsupported image format"):
+    with pytest.raises(ImageLoadError, match=r"notes\.txt: unsupported image format"):
         load_image(b"hello world", filename="notes.txt")
-    with pytest.raises(ImageLoadError, match="nowhere.png: file not found"):
+    with pytest.raises(ImageLoadError, match=r"nowhere\.png: file not found"):
         load_image(tmp_path / "nowhere.png")

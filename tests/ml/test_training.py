@@ -9,25 +9,38 @@ import pytest
 import torch
 
 from ml.checkpoint import load_checkpoint
-from ml.models import DualBatchNorm2d, bn_route
+from ml.models import bn_route
 from ml.training import TrainConfig, train
 
 
 def _cfg(data: Path, out: Path, **over: object) -> TrainConfig:
     base: dict[str, object] = dict(
-        data=str(data), out=str(out), arch="resnet_tiny", epochs=2, image_size=32,
-        batch_size=16, lr=3e-3, augment="none", eps=0.03, steps=2, threads=1,
+        data=str(data),
+        out=str(out),
+        arch="resnet_tiny",
+        epochs=2,
+        image_size=32,
+        batch_size=16,
+        lr=3e-3,
+        augment="none",
+        eps=0.03,
+        steps=2,
+        threads=1,
     )
     base.update(over)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
 
-def test_standard_training_lowers_loss_and_writes_outputs(synthetic32: Path, tmp_path: Path) -> None:
+def test_standard_training_lowers_loss_and_writes_outputs(
+    synthetic32: Path, tmp_path: Path
+) -> None:
     res = train(_cfg(synthetic32, tmp_path / "std", epochs=3), progress=False)
     losses = [h["train_loss"] for h in res.history]
     assert len(losses) == 3 and losses[-1] < losses[0] - 0.05
     assert res.best_path.is_file() and res.last_path.is_file()
-    rows = [json.loads(line) for line in (tmp_path / "std" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "std" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["epoch"] for r in rows] == [1, 2, 3] and "val_auroc" in rows[0]
     assert (tmp_path / "std" / "metrics.csv").read_text().startswith("epoch,")
     best = load_checkpoint(res.best_path)
@@ -37,15 +50,19 @@ def test_standard_training_lowers_loss_and_writes_outputs(synthetic32: Path, tmp
     assert best.meta["train"]["epoch"] == best_epoch  # best = lowest clean validation loss
 
 
-def test_dual_training_logs_both_losses_and_routes_diverge(synthetic32: Path, tmp_path: Path) -> None:
+def test_dual_training_logs_both_losses_and_routes_diverge(
+    synthetic32: Path, tmp_path: Path
+) -> None:
     res = train(_cfg(synthetic32, tmp_path / "dual", mode="dual", epochs=1), progress=False)
     h = res.history[0]
     assert h["train_loss"] == pytest.approx(h["train_loss_clean"] + h["train_loss_adv"], rel=1e-5)
     loaded = load_checkpoint(res.best_path)
     assert loaded.meta["dual_bn"] is True and loaded.meta["train"]["eps"] == 0.03
     assert loaded.meta["train"]["bn_momentum"] == 0.1  # short run: see TrainConfig
-    layer = next(m for m in loaded.model.modules() if isinstance(m, DualBatchNorm2d))
-    assert not torch.allclose(layer.bns[0].running_mean, layer.bns[1].running_mean)
+    sd = loaded.model.state_dict()
+    assert not torch.allclose(
+        sd["backbone.bn1.bns.0.running_mean"], sd["backbone.bn1.bns.1.running_mean"]
+    )
     x = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
         clean = loaded.model(x)
@@ -60,7 +77,9 @@ def test_resume_continues_exactly(synthetic32: Path, tmp_path: Path) -> None:
     opts = dict(mode="fast", augment="light", schedule="none")
     full = train(_cfg(synthetic32, tmp_path / "full", epochs=2, **opts), progress=False)
     train(_cfg(synthetic32, tmp_path / "part", epochs=1, **opts), progress=False)
-    resumed = train(_cfg(synthetic32, tmp_path / "part", epochs=2, resume=True, **opts), progress=False)
+    resumed = train(
+        _cfg(synthetic32, tmp_path / "part", epochs=2, resume=True, **opts), progress=False
+    )
     assert [h["epoch"] for h in resumed.history] == [1, 2]
     a = torch.load(full.last_path, weights_only=True)["state_dict"]
     b = torch.load(resumed.last_path, weights_only=True)["state_dict"]
@@ -68,11 +87,21 @@ def test_resume_continues_exactly(synthetic32: Path, tmp_path: Path) -> None:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
 
 
-def test_init_from_and_freeze_through_keep_early_stages_fixed(synthetic32: Path, tmp_path: Path) -> None:
+def test_init_from_and_freeze_through_keep_early_stages_fixed(
+    synthetic32: Path, tmp_path: Path
+) -> None:
     base = train(_cfg(synthetic32, tmp_path / "base", mode="dual", epochs=1), progress=False)
     tuned = train(
-        _cfg(synthetic32, tmp_path / "ft", mode="standard", epochs=1, lr=1e-3,
-             init_from=str(base.best_path), init_route="adv", freeze_through="layer2"),
+        _cfg(
+            synthetic32,
+            tmp_path / "ft",
+            mode="standard",
+            epochs=1,
+            lr=1e-3,
+            init_from=str(base.best_path),
+            init_route="adv",
+            freeze_through="layer2",
+        ),
         progress=False,
     )
     src = torch.load(base.best_path, weights_only=True)["state_dict"]
@@ -80,9 +109,13 @@ def test_init_from_and_freeze_through_keep_early_stages_fixed(synthetic32: Path,
     # Stem and layer1-2: weights and BN statistics equal the *adversarial* branch of the source.
     assert torch.equal(dst["backbone.conv1.weight"], src["backbone.conv1.weight"])
     assert torch.equal(dst["backbone.bn1.running_mean"], src["backbone.bn1.bns.1.running_mean"])
-    assert torch.equal(dst["backbone.layer2.0.bn2.weight"], src["backbone.layer2.0.bn2.bns.1.weight"])
+    assert torch.equal(
+        dst["backbone.layer2.0.bn2.weight"], src["backbone.layer2.0.bn2.bns.1.weight"]
+    )
     # Later stages trained on.
-    assert not torch.equal(dst["backbone.layer4.0.conv1.weight"], src["backbone.layer4.0.conv1.weight"])
+    assert not torch.equal(
+        dst["backbone.layer4.0.conv1.weight"], src["backbone.layer4.0.conv1.weight"]
+    )
     meta = load_checkpoint(tuned.best_path).meta["train"]
     assert meta["init_from"] == str(base.best_path) and meta["freeze_through"] == "layer2"
 

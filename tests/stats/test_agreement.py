@@ -61,14 +61,23 @@ def _long(matrix: np.ndarray, arm: str) -> pd.DataFrame:
     for r, row in enumerate(matrix):
         for c, value in enumerate(row):
             if np.isfinite(value):
-                rows.append({"rater": f"r{r}", "case": str(c), "arm": arm, "item": "q",
-                             "score": int(value), "is_repeat": False})
+                rows.append(
+                    {
+                        "rater": f"r{r}",
+                        "case": str(c),
+                        "arm": arm,
+                        "item": "q",
+                        "score": int(value),
+                        "is_repeat": False,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_inter_rater_agreement_per_arm_matches_direct_alpha() -> None:
-    scores = pd.concat([_long(KRIPPENDORFF_2011, "std"), _long(SHROUT_FLEISS.T[:, :5] % 5 + 1,
-                                                                "adv")])
+    scores = pd.concat(
+        [_long(KRIPPENDORFF_2011, "std"), _long(SHROUT_FLEISS.T[:, :5] % 5 + 1, "adv")]
+    )
     res = inter_rater_agreement(scores, ["std", "adv"], levels=[1, 2, 3, 4, 5])
     std = res["per_arm"]["std"]
     assert std["alpha_ordinal"] == pytest.approx(0.815, abs=5e-4)
@@ -81,8 +90,16 @@ def test_intra_rater_kappa_from_repeats() -> None:
     rows = []
     for i, (first, again) in enumerate([(1, 1), (1, 2), (2, 1), (2, 2)]):
         for rep, score in ((False, first), (True, again)):
-            rows.append({"rater": "a", "case": str(i), "arm": "x", "item": "q", "score": score,
-                         "is_repeat": rep})
+            rows.append(
+                {
+                    "rater": "a",
+                    "case": str(i),
+                    "arm": "x",
+                    "item": "q",
+                    "score": score,
+                    "is_repeat": rep,
+                }
+            )
     res = intra_rater_agreement(pd.DataFrame(rows), levels=[1, 2])
     assert res["n_repeat_pairs"] == 4
     # Observed agreement 0.5 equals chance agreement 0.5: kappa is exactly 0.

@@ -11,8 +11,16 @@ from app.stats import arm_descriptives, fit_crossed_lmm, likert_distribution
 
 
 def test_descriptives_known_values() -> None:
-    scores = pd.DataFrame({"arm": ["a"] * 5 + ["b"], "score": [1, 2, 3, 4, 5, 4],
-                           "rater": "r", "case": "c", "item": "q", "is_repeat": False})
+    scores = pd.DataFrame(
+        {
+            "arm": ["a"] * 5 + ["b"],
+            "score": [1, 2, 3, 4, 5, 4],
+            "rater": "r",
+            "case": "c",
+            "item": "q",
+            "is_repeat": False,
+        }
+    )
     a, b = arm_descriptives(scores, ["a", "b"])
     assert (a["n"], a["mean"], a["median"], a["q1"], a["q3"], a["iqr"]) == (5, 3, 3, 2, 4, 2)
     assert a["sd"] == pytest.approx(np.sqrt(2.5))
@@ -30,8 +38,16 @@ def _simulated(n_raters: int, n_cases: int, seed: int) -> pd.DataFrame:
         for c in range(n_cases):
             for arm, shift in (("std", 0.0), ("adv", 0.6)):
                 y = 3 + shift + rater_eff[r] + case_eff[c] + rng.normal(0, 0.7)
-                rows.append({"rater": f"r{r}", "case": f"c{c}", "arm": arm, "item": "q",
-                             "score": int(np.clip(np.round(y), 1, 5)), "is_repeat": False})
+                rows.append(
+                    {
+                        "rater": f"r{r}",
+                        "case": f"c{c}",
+                        "arm": arm,
+                        "item": "q",
+                        "score": int(np.clip(np.round(y), 1, 5)),
+                        "is_repeat": False,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -40,7 +56,9 @@ def test_crossed_lmm_matches_statsmodels() -> None:
     ours = fit_crossed_lmm(data, ["std", "adv"])
     frame = data.assign(g=1, is_adv=(data["arm"] == "adv").astype(float))
     model = sm.MixedLM.from_formula(
-        "score ~ is_adv", groups="g", data=frame,
+        "score ~ is_adv",
+        groups="g",
+        data=frame,
         vc_formula={"rater": "0 + C(rater)", "case": "0 + C(case)"},
     )
     ref = model.fit(reml=True)

@@ -65,22 +65,65 @@ def test_cluster_bootstrap_is_wider_for_clustered_data() -> None:
 def _scores(table: dict[tuple[str, str], tuple[int, int]]) -> pd.DataFrame:
     rows = []
     for (rater, case), (a, b) in table.items():
-        rows.append({"rater": rater, "case": case, "arm": "std", "item": "q", "score": a,
-                     "is_repeat": False})
-        rows.append({"rater": rater, "case": case, "arm": "adv", "item": "q", "score": b,
-                     "is_repeat": False})
+        rows.append(
+            {
+                "rater": rater,
+                "case": case,
+                "arm": "std",
+                "item": "q",
+                "score": a,
+                "is_repeat": False,
+            }
+        )
+        rows.append(
+            {
+                "rater": rater,
+                "case": case,
+                "arm": "adv",
+                "item": "q",
+                "score": b,
+                "is_repeat": False,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def test_paired_comparison_levels() -> None:
-    table = {("r1", "c1"): (2, 4), ("r1", "c2"): (3, 3), ("r1", "c3"): (1, 2),
-             ("r2", "c1"): (2, 5), ("r2", "c2"): (2, 3), ("r2", "c3"): (4, 3)}
+    table = {
+        ("r1", "c1"): (2, 4),
+        ("r1", "c2"): (3, 3),
+        ("r1", "c3"): (1, 2),
+        ("r2", "c1"): (2, 5),
+        ("r2", "c2"): (2, 3),
+        ("r2", "c3"): (4, 3),
+    }
     scores = _scores(table)
     # A repeat that contradicts everything must not enter the primary analysis.
-    scores = pd.concat([scores, pd.DataFrame([
-        {"rater": "r1", "case": "c1", "arm": "std", "item": "q", "score": 5, "is_repeat": True},
-        {"rater": "r1", "case": "c1", "arm": "adv", "item": "q", "score": 1, "is_repeat": True},
-    ])])
+    scores = pd.concat(
+        [
+            scores,
+            pd.DataFrame(
+                [
+                    {
+                        "rater": "r1",
+                        "case": "c1",
+                        "arm": "std",
+                        "item": "q",
+                        "score": 5,
+                        "is_repeat": True,
+                    },
+                    {
+                        "rater": "r1",
+                        "case": "c1",
+                        "arm": "adv",
+                        "item": "q",
+                        "score": 1,
+                        "is_repeat": True,
+                    },
+                ]
+            ),
+        ]
+    )
     res = paired_comparison(scores, "std", "adv", n_boot=200)
     assert res["n_raters"] == 2 and res["n_cases"] == 3
     rc = res["rater_case"]
@@ -103,8 +146,16 @@ def test_friedman_known_value_and_holm() -> None:
     rows = []
     for block in range(4):
         for arm, score in (("a", 1), ("b", 2), ("c", 3)):
-            rows.append({"rater": "r", "case": str(block), "arm": arm, "item": "q",
-                         "score": score + (block % 2), "is_repeat": False})
+            rows.append(
+                {
+                    "rater": "r",
+                    "case": str(block),
+                    "arm": arm,
+                    "item": "q",
+                    "score": score + (block % 2),
+                    "is_repeat": False,
+                }
+            )
     res = friedman_and_pairwise(pd.DataFrame(rows), ["a", "b", "c"], n_boot=50)
     # Identical ranking in 4 blocks of 3: chi2 = 12/(4*3*4) * (4^2+8^2+12^2) - 3*4*4 = 8.
     assert res["friedman"]["statistic"] == pytest.approx(8.0)
@@ -115,7 +166,29 @@ def test_friedman_known_value_and_holm() -> None:
 
 
 def test_friedman_needs_three_arms() -> None:
-    res = friedman_and_pairwise(_scores({("r", "c"): (1, 2), ("r", "d"): (2, 3)}),
-                                ["std", "adv"], n_boot=10)
+    res = friedman_and_pairwise(
+        _scores({("r", "c"): (1, 2), ("r", "d"): (2, 3)}), ["std", "adv"], n_boot=10
+    )
     assert res["friedman"]["statistic"] is None
     assert "three arms" in res["friedman"]["note"]
+
+
+def test_pooled_mean_ci_is_robust_to_case_clustering() -> None:
+    # Three raters agree exactly on every case: the 3n pairs carry only n cases' information,
+    # so the pooled CI must equal the t interval of the n case means, not shrink by sqrt(3).
+    case_diffs = [2, 0, 1, 1, 3, -1, 0, 2]
+    rows = []
+    for rater in ("r1", "r2", "r3"):
+        for c, d in enumerate(case_diffs):
+            rows += [
+                {"rater": rater, "case": str(c), "arm": "std", "item": "q", "score": 2},
+                {"rater": rater, "case": str(c), "arm": "adv", "item": "q", "score": 2 + d},
+            ]
+    res = paired_comparison(pd.DataFrame(rows), "std", "adv", n_boot=50)
+    rc, cm = res["rater_case"], res["case_means"]
+    assert rc["n"] == 24 and cm["n"] == 8
+    assert rc["mean_diff_ci_low"] == pytest.approx(cm["mean_diff_ci_low"])
+    assert rc["mean_diff_ci_high"] == pytest.approx(cm["mean_diff_ci_high"])
+    sd = np.std(case_diffs, ddof=1)
+    half = stats.t.ppf(0.975, 7) * sd / math.sqrt(8)
+    assert rc["mean_diff_ci_high"] == pytest.approx(np.mean(case_diffs) + half)
