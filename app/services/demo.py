@@ -72,13 +72,24 @@ class DemoOptions:
     lr: float = 3e-3
     bn_momentum: float = 0.1
     seed: int = 0
+    # Torch CPU threads. One by default: these tiny models gain little from a second thread,
+    # and two threads spin-waiting on a busy machine run ~10x slower (docs/benchmarks.md#demo).
+    threads: int = 1
     # L-inf PGD budget of the dual-BN model's training and of both models' evaluation.
     attack_eps: float = 2 / 255
     attack_steps: int = 2
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "image_size", "n_train", "n_images", "raters", "batch_size"):
+        for name in (
+            "epochs",
+            "image_size",
+            "n_train",
+            "n_images",
+            "raters",
+            "batch_size",
+            "threads",
+        ):
             if getattr(self, name) < 1:
                 raise DemoError(f"--{name.replace('_', '-')} must be at least 1.")
         if self.image_size < 16:
@@ -139,7 +150,7 @@ def save_manifest(settings: Settings, manifest: Mapping[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
+        json.dump(manifest, fh, indent=2, default=str)  # keep step order
     os.replace(tmp, path)
 
 
@@ -223,9 +234,17 @@ def build_demo(
     out: TextIO | None = None,
 ) -> DemoResult:
     """Build (or resume) the demo study on `settings`' database and data directory."""
+    import torch
+
     from app.db import make_engine, make_sessionmaker
     from app.migrate import upgrade_database
+    from ml.device import resolve_device
 
+    try:
+        device = str(resolve_device(settings.device))
+    except ValueError as exc:  # RADSAL_DEVICE=cuda on a machine without CUDA
+        raise DemoError(str(exc)) from None
+    torch.set_num_threads(options.threads)
     out = out or sys.stderr
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(settings)
@@ -248,9 +267,6 @@ def build_demo(
         lambda r: Path(r["csv"]).is_file(),
     )
     trained: dict[str, dict[str, Any]] = {}
-    from ml.device import resolve_device
-
-    device = str(resolve_device(settings.device))
     attack = f"PGD L-inf eps {options.attack_eps * 255:.0f}/255, {options.attack_steps} steps"
     for arm, mode, label in (
         ("standard", "standard", "standard model (clean images)"),

@@ -53,6 +53,7 @@ _SPLIT_ALIASES = {
 }
 _GROUP_COLUMNS = ("patient_id", "PatientID", "patient")
 _UNCERTAINTY = ("zeros", "ones", "ignore")
+CACHE_LIMIT_BYTES = 1 << 30  # per split: letterboxed float32 tensors kept in memory up to 1 GiB
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Decodes, letterboxes and (optionally) augments images; caches the letterboxed tensors.
 
     The cache holds pre-augmentation tensors, so small data sets are decoded once per process
+    (``cache=None``: only when the whole split fits in ``CACHE_LIMIT_BYTES``, so a CheXpert-size
+    data set is never pulled into memory)
     and augmentation stays random per epoch.
     """
 
@@ -81,7 +84,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         multilabel: bool,
         num_classes: int,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        cache: bool = True,
+        cache: bool | None = None,
     ) -> None:
         self.samples = list(samples)
         self.image_size = image_size
@@ -89,6 +92,8 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.multilabel = multilabel
         self.num_classes = num_classes
         self.transform = transform
+        if cache is None:
+            cache = len(self.samples) * in_channels * image_size**2 * 4 <= CACHE_LIMIT_BYTES
         self.cache = cache
         self._cache: dict[int, torch.Tensor] = {}
 
@@ -352,7 +357,7 @@ def build_datasets(
     val_fraction: float = 0.2,
     test_fraction: float = 0.0,
     seed: int = 0,
-    cache: bool = True,
+    cache: bool | None = None,
 ) -> DatasetBundle:
     """Open a folder-of-classes tree or a CSV (see module doc) as train/val(/test) datasets.
 

@@ -42,6 +42,8 @@ from app.services.demo_data import (
 
 ROOT = Path(__file__).resolve().parents[2]
 # Small enough for the suite: 32 px, 1 epoch, 12 cases, 2 raters (see docs/benchmarks.md#demo).
+# The subprocess runs torch on one thread: a tiny model gains nothing from two, and two threads
+# spin-waiting on a busy machine (the suite runs other processes) cost ten times the time.
 SMALL = [
     "--image-size", "32", "--epochs", "1", "--n-train", "48", "--n-images", "12",
     "--raters", "2", "--batch-size", "16", "--no-progress",
@@ -227,7 +229,7 @@ def _radsal(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli.main", *args],
-        env={**os.environ, "OMP_NUM_THREADS": "2", **env},
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -77,7 +77,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         "RADSAL_DATABASE_URL": "",  # the embedded default: SQLite in the data directory
         "RADSAL_DEVICE": "cpu",
         "RADSAL_SECRET_KEY": "demo-browser-secret",
-        "OMP_NUM_THREADS": "2",
+        "OMP_NUM_THREADS": "1",  # tiny model; two threads spin-wait on a busy machine
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("RADSAL_BASE_URL", None)  # the demo must print links to where it serves
@@ -96,7 +96,9 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
             if process.poll() is not None:
                 pytest.fail(f"radsal demo exited {process.returncode}:\n{log_path.read_text()}")
             if time.monotonic() > deadline:
-                pytest.fail(f"radsal demo did not serve in {BUILD_TIMEOUT_S}s:\n{log_path.read_text()}")
+                pytest.fail(
+                    f"radsal demo did not serve in {BUILD_TIMEOUT_S}s:\n{log_path.read_text()}"
+                )
             time.sleep(0.5)
         yield DemoServer(url, base / "data", log_path.read_text(), process)
     finally:

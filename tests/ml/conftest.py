@@ -16,9 +16,11 @@ NIH_DIR = Path(os.environ.get("RADSAL_NIH_DIR", "/work/shared/data/nih-cxr-pneum
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads() -> Iterator[None]:
-    """Seeded tests; torch thread count restored (train(threads=1) sets it process-wide)."""
+    """Seeded, single-threaded tests (tiny tensors: extra threads only add contention on a
+    shared 2-core runner); the thread count is restored afterwards."""
     torch.manual_seed(0)
     threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 

@@ -8,7 +8,6 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     ExplicitVRLittleEndian,
-    RLELossless,
     SecondaryCaptureImageStorage,
     generate_uid,
 )
@@ -23,7 +22,7 @@ def make_dicom(
     window: tuple[float, float] | None = None,
     modality: str = "CR",
     bits: int = 16,
-    rle: bool = False,
+    compress: str | None = None,
 ) -> bytes:
     """A DICOM file with the given stored pixel values (2-D, or F×H×W for multi-frame) and PHI."""
     meta = FileMetaDataset()
@@ -59,8 +58,8 @@ def make_dicom(
         ds.WindowCenter, ds.WindowWidth = window
     dtype = np.uint16 if bits == 16 else np.uint8
     ds.PixelData = pixels.astype(dtype).tobytes()
-    if rle:
-        ds.compress(RLELossless)
+    if compress is not None:
+        ds.compress(compress)  # e.g. JPEG2000Lossless (encoded by pylibjpeg)
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()

@@ -57,7 +57,8 @@ def test_gradient_equals_captum_saliency_and_autograd(inputs: torch.Tensor) -> N
 
     with torch.no_grad():
         pred = model(inputs).argmax(1)
-    captum = Saliency(model).attribute(inputs.clone(), target=pred, abs=True).amax(1)
+    captum = Saliency(model).attribute(inputs.clone().requires_grad_(), target=pred, abs=True)
+    captum = captum.amax(1)
 
     x = inputs.clone().requires_grad_()
     logits = model(x)

@@ -6,9 +6,12 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from dicom_factory import make_dicom
 from PIL import Image
+from pydicom.encaps import encapsulate
+from pydicom.uid import MPEG2MPML, JPEG2000Lossless, RLELossless
 
 from ml.data import ImageLoadError, load_image
 
@@ -92,11 +95,25 @@ def test_multiframe_takes_middle_frame_or_the_requested_one() -> None:
         load_image(data, frame=5)
 
 
-def test_rle_compressed_dicom_decodes() -> None:
-    stored = np.arange(64, dtype=np.uint16).reshape(8, 8) * 100
-    img = load_image(make_dicom(stored, rle=True))
-    np.testing.assert_allclose(img.array, stored / stored.max(), atol=1e-6)
-    assert img.meta["TransferSyntaxUID"] == "1.2.840.10008.1.2.5"
+@pytest.mark.parametrize("uid", [RLELossless, JPEG2000Lossless])
+def test_compressed_dicom_decodes(uid: str) -> None:
+    stored = np.arange(4096, dtype=np.uint16).reshape(64, 64) % 1000
+    img = load_image(make_dicom(stored, compress=uid))
+    np.testing.assert_allclose(img.array, stored / 999.0, atol=1e-6)  # lossless
+    assert img.meta["TransferSyntaxUID"] == uid
+
+
+def test_transfer_syntax_without_decoder_is_a_clear_error() -> None:
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(np.zeros((8, 8), np.uint16))))
+    ds.file_meta.TransferSyntaxUID = MPEG2MPML
+    ds.PixelData = encapsulate([b"\x00" * 16])
+    ds["PixelData"].is_undefined_length = True
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    with pytest.raises(
+        ImageLoadError, match=r"video\.dcm: cannot decode .*MPEG2.*no working decoder"
+    ):
+        load_image(buf.getvalue(), filename="video.dcm")
 
 
 def test_corrupt_and_unsupported_inputs_name_the_file(tmp_path: Path) -> None:
