@@ -12,8 +12,9 @@ done in a plain loop over the same inputs:
                 machinery); the ratio job/engine is the machinery's efficiency (target ≥ 0.9);
 * ``saliency only`` — compute_saliency alone, for reference.
 
-Rounds alternate engine and job (each job round is a fresh study: maps are per arm) and the
-median is reported, so load from other processes affects both alike. Uses the real NIH chest
+Each round runs both paths, alternating which goes first (each job round is a fresh study:
+maps are per arm), and the medians are reported, so load from other processes and warm-up
+drift affect both alike. Uses the real NIH chest
 X-rays when ../shared/data/nih-cxr-pneumonia exists, else synthetic 256 px images.
 
     python bench/generate.py --images 200 --arch resnet18 --image-size 128
@@ -177,14 +178,18 @@ def main() -> None:
     _engine(settings, ckpts, images[: args.batch_size], [None, "clean"])  # warm-up (caches)
     engine_s, inner_s, job_s = [], [], []
     for k in range(args.rounds):
-        e, i = _engine(settings, ckpts, images, [None, "clean"])
-        engine_s.append(e)
-        inner_s.append(i)
         new_study(k)
-        t0 = time.perf_counter()
-        done = run_pending(factory, settings)
-        job_s.append(time.perf_counter() - t0)
-        assert done == n_maps, (done, n_maps)
+        # Alternate which path goes first, so drift in machine load favours neither.
+        for path in ("engine", "job") if k % 2 == 0 else ("job", "engine"):
+            if path == "engine":
+                e, i = _engine(settings, ckpts, images, [None, "clean"])
+                engine_s.append(e)
+                inner_s.append(i)
+            else:
+                t0 = time.perf_counter()
+                done = run_pending(factory, settings)
+                job_s.append(time.perf_counter() - t0)
+                assert done == n_maps, (done, n_maps)
 
     e, i, j = statistics.median(engine_s), statistics.median(inner_s), statistics.median(job_s)
     print(f"generate: {len(images)} images x 2 arms = {n_maps} maps; {source}")

@@ -34,7 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--no-serve", action="store_true", help="build only, do not start the server")
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
-    p.add_argument("--epochs", type=int, default=4, help="training epochs per model (default 4)")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs per model (default 8)")
     p.add_argument("--image-size", type=int, default=64, help="model input size (default 64)")
     p.add_argument("--n-images", type=int, default=48, help="cases in the study (default 48)")
     p.add_argument("--n-train", type=int, default=300, help="synthetic training images (300)")

@@ -60,7 +60,7 @@ class DemoOptions:
     """What to build. The defaults target a few minutes on a 2-core CPU."""
 
     data: Path | None = None  # a folder or CSV of the user's images; None: synthetic lesions
-    epochs: int = 4
+    epochs: int = 8
     image_size: int = 64
     n_train: int = 300  # synthetic training images (validation and test sets scale with it)
     n_images: int = 48  # cases in the study

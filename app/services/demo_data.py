@@ -199,16 +199,20 @@ def _attribution(root: Path) -> str:
 
 
 def choose_study_rows(rows: list[dict[str, str]], n: int, seed: int) -> list[dict[str, str]]:
-    """`n` cases from the test split (val when there is none), classes interleaved and
-    cases with a lesion mask preferred, so the study shows every class and measurable maps."""
-    pool = [r for r in rows if r["split"] == "test"] or [r for r in rows if r["split"] == "val"]
+    """`n` cases the models never trained on: the test split, topped up from val when it is
+    too small; classes interleaved and cases with a lesion mask first, so the study shows
+    every class and has maps that mask metrics can measure."""
+    pool = [r for r in rows if r["split"] == "test"]
+    if len(pool) < n:
+        pool += [r for r in rows if r["split"] == "val"]
     rng = random.Random(seed)
     by_class: dict[str, list[dict[str, str]]] = {}
     for row in sorted(pool, key=lambda r: r["path"]):
         by_class.setdefault(row["label"], []).append(row)
     for members in by_class.values():
         rng.shuffle(members)
-        members.sort(key=lambda r: not r["mask"])  # stable: masked cases first
+        # Stable: test before val, then cases with a mask first.
+        members.sort(key=lambda r: (r["split"] != "test", not r["mask"]))
     chosen: list[dict[str, str]] = []
     while len(chosen) < n and any(by_class.values()):
         for members in by_class.values():

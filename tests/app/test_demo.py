@@ -157,9 +157,14 @@ def test_study_cases_come_from_test_split_balanced_and_masked_first() -> None:
     assert [r["label"] for r in chosen] == ["a", "b"] * 4
     assert [bool(r["mask"]) for r in chosen[:4]] == [True] * 4  # 2 masked per class first
     assert choose_study_rows(rows, 8, seed=1) == chosen
-    # Without a test split, the val split is used; asking for more than exist gives all.
-    val_only = [dict(r, split="val") for r in rows if r["split"] == "train"]
-    assert len(choose_study_rows(val_only, 100, seed=0)) == 20
+    # A test split too small is topped up from val (never from train).
+    val = [dict(r, split="val", path=r["path"] + ".v") for r in rows if r["split"] == "train"]
+    topped = choose_study_rows(rows + val, 30, seed=0)
+    assert len(topped) == 30
+    assert sum(r["split"] == "test" for r in topped) == 20
+    assert {r["split"] for r in topped} == {"test", "val"}
+    # Asking for more than exist gives all of test and val.
+    assert len(choose_study_rows(rows + val, 100, seed=0)) == 40
 
 
 # ------------------------------------------------------------------------- resumable steps
