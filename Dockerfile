@@ -36,6 +36,7 @@ COPY app ./app
 COPY ml ./ml
 COPY templates ./templates
 COPY static ./static
+COPY r ./r
 # Editable install: the package finds templates/, static/ and migrations/ beside it in /app.
 RUN pip install --no-deps -e . \
     && useradd --system --uid 10001 --home-dir /app radsal \

@@ -172,7 +172,7 @@ def make_open_study(
         allow_back=allow_back,
         repeat_fraction=0.0,
         opened_at=utcnow(),
-        design_frozen_at=utcnow(),
+        design_frozen_at=None,  # frozen by the first rating
     )
     db.add(study)
     ckpts = [

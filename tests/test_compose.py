@@ -119,6 +119,24 @@ def test_dockerfile_builds_from_project_files() -> None:
         assert secret in ignored
 
 
+def test_dockerfile_copies_every_runtime_file_the_app_reads() -> None:
+    """Files the app opens relative to the project root (templates, static, migrations, the
+    R template...) must be in the image, or the container fails at the first such request."""
+    copied = {
+        src.rstrip("/")
+        for line in DOCKERFILE.read_text().splitlines()
+        if line.startswith("COPY ")
+        for src in line.split()[1:-1]
+    }
+    used = {
+        match
+        for path in (ROOT / "app").rglob("*.py")
+        for match in re.findall(r'PROJECT_ROOT\s*/\s*"([^"/]+)', path.read_text())
+    }
+    assert {"templates", "static", "migrations", "alembic.ini"} <= used
+    assert used <= copied, f"the image lacks {sorted(used - copied)}"
+
+
 @pytest.mark.skipif(shutil.which("docker") is None, reason="docker is not installed")
 def test_docker_compose_config_validates() -> None:
     probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)

@@ -28,18 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in APP_COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # TEMPORARY while modules are being written
-            if exc.name == name:
-                continue
-            raise
-        module.add_parsers(sub)
-    try:
-        register_ml_commands(sub)
-    except ModuleNotFoundError as exc:  # TEMPORARY while modules are being written
-        if not (exc.name or "").startswith("ml.cli."):
-            raise
+        importlib.import_module(name).add_parsers(sub)
+    register_ml_commands(sub)
     return parser
 
 

@@ -24,12 +24,7 @@ ROUTE_MODULES = (
 
 def register_routes(app: FastAPI, *, api_prefix: str) -> None:
     for name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # TEMPORARY while modules are being written
-            if exc.name == name:
-                continue
-            raise
+        module = importlib.import_module(name)
         if hasattr(module, "router"):
             app.include_router(module.router)
         if hasattr(module, "api_router"):

@@ -180,12 +180,11 @@ class StepLog:
         self.timings[name] = round(seconds, 2)
         self.say(f"      done in {seconds:.1f} s")
 
-    def reuse(self, name: str, title: str, note: str = "") -> None:
+    def reuse(self, name: str, title: str) -> None:
         self.index += 1
         self.timings[name] = 0.0
         self.reused.append(name)
-        suffix = f" ({note})" if note else ""
-        self.say(f"[{self.index}/{self.total}] {title}: reused from an earlier run{suffix}")
+        self.say(f"[{self.index}/{self.total}] {title}: reused from an earlier run")
 
 
 class Steps:

@@ -197,6 +197,8 @@ def submit_rating(db: Session, rater: User, token: str, sub: RatingSubmission) -
     if rating is None:
         rating = Rating(trial_id=trial.id, rater_id=rater.id, revision=1, created_at=now)
         db.add(rating)
+        if study.design_frozen_at is None:
+            study.design_frozen_at = now  # the design is fixed once anyone has answered
     else:
         rating.revision += 1
     rating.left_score = clean.left

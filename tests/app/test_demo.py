@@ -243,19 +243,34 @@ def _radsal(
     )
 
 
-def test_cli_reset_on_postgres_exits_with_a_message(tmp_path: Path) -> None:
-    result = _radsal(
-        {
-            "RADSAL_DATA_DIR": str(tmp_path),
-            "RADSAL_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/none",
-        },
-        "demo",
-        "--reset",
-        "--no-serve",
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert "only works on the embedded SQLite" in result.stderr
+def test_cli_reset_on_postgres_exits_with_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli.main import main
+    from app.config import get_settings
+
+    monkeypatch.setenv("RADSAL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RADSAL_DATABASE_URL", "postgresql+psycopg://u@127.0.0.1:1/none")
+    get_settings.cache_clear()
+    try:
+        assert main(["demo", "--reset", "--no-serve"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert "only works on the embedded SQLite" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_printed_links_point_where_the_demo_serves_unless_a_base_url_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.cli.demo import public_url
+
+    monkeypatch.delenv("RADSAL_BASE_URL", raising=False)
+    plain = Settings(_env_file=None, secret_key="x")
+    assert public_url(plain, "127.0.0.1", 8123) == "http://127.0.0.1:8123"
+    assert public_url(plain, "0.0.0.0", 80) == "http://127.0.0.1:80"  # a browsable address
+    proxied = Settings(_env_file=None, secret_key="x", base_url="https://radsal.example.org/")
+    assert public_url(proxied, "0.0.0.0", 8000) == "https://radsal.example.org"
 
 
 # ------------------------------------------------------------------------------- the build

@@ -68,9 +68,10 @@ def test_invalid_answers_are_refused_with_the_field_named(
 
 
 def test_a_valid_answer_is_stored_with_its_timing_and_audited(
-    db: Session, first: Trial, login, rater: User
+    db: Session, study: Study, first: Trial, login, rater: User
 ) -> None:
     me = login(rater)
+    assert study.design_frozen_at is None
     body = rating_payload(comment="  left map follows the opacity  ", active_ms=5200, total_ms=6100)
     r = me.post_json(f"/api/v1/trials/{first.token}/rating", body)
     assert r.status_code == 200, r.text
@@ -88,6 +89,8 @@ def test_a_valid_answer_is_stored_with_its_timing_and_audited(
     assert rev is not None and rev.request_id == body["request_id"] and rev.active_ms == 5200
     event = db.scalar(select(AuditEvent).where(AuditEvent.action == "rating.saved"))
     assert event is not None and event.actor_id == rater.id and event.object_id == str(first.id)
+    db.refresh(study)
+    assert study.design_frozen_at is not None  # the first answer freezes the design
 
 
 @pytest.mark.parametrize(
