@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.cli.session import cli_session
 from app.errors import DomainError
 
 EXPORT_FORMATS = ("csv", "wide", "json", "mrmc", "r")
@@ -53,26 +52,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add_parsers(sub)
 
 
-@contextmanager
-def _session() -> Iterator[Session]:
-    """A read-only session on the configured (migrated) database."""
-    from app.config import get_settings
-    from app.db import make_engine, make_sessionmaker
-    from app.migrate import upgrade_database
-
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url())
-    upgrade_database(engine)
-    session = make_sessionmaker(engine)()
-    try:
-        yield session
-    finally:
-        session.rollback()
-        session.close()
-        engine.dispose()
-
-
 def resolve_study(db: Session, ref: str) -> int:
     """A study id from an id or an exact, unambiguous name."""
     from sqlalchemy import select
@@ -96,7 +75,7 @@ def main_export(args: argparse.Namespace) -> int:
     from app.services.export import export_study
 
     try:
-        with _session() as db:
+        with cli_session(readonly=True) as db:
             body, _media, filename = export_study(db, resolve_study(db, args.study), args.format)
     except DomainError as exc:
         print(f"radsal export: {exc.message}", file=sys.stderr)
@@ -117,7 +96,7 @@ def main_analyze(args: argparse.Namespace) -> int:
     from app.services.report import render_report
 
     try:
-        with _session() as db:
+        with cli_session(readonly=True) as db:
             result = analyze_study(db, resolve_study(db, args.study), n_boot=args.n_boot)
     except DomainError as exc:
         print(f"radsal analyze: {exc.message}", file=sys.stderr)

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from sqlalchemy.orm import Session
-
+from app.cli.session import cli_session
 from app.errors import DomainError
 
 
@@ -40,29 +37,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     deactivate.set_defaults(func=main)
 
 
-@contextmanager
-def _session() -> Iterator[Session]:
-    """One transaction for the command, on a database migrated to the latest schema."""
-    from app.config import get_settings
-    from app.db import make_engine, make_sessionmaker
-    from app.migrate import upgrade_database
-
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url())
-    upgrade_database(engine)
-    session = make_sessionmaker(engine)()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-        engine.dispose()
-
-
 def main(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -76,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     from app.services import users as users_service
 
     settings = get_settings()
-    with _session() as db:
+    with cli_session() as db:
         if args.users_command == "create":
             user, invite = users_service.create_user(
                 db,

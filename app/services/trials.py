@@ -18,28 +18,9 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound
 from app.models import Image, Rating, SaliencyMap, Study, StudyRater, StudyStatus, Trial, User
 from app.models.base import utcnow
+from app.services.study_spec import DEFAULT_ITEMS, DEFAULT_LIKERT_QUESTION
 from app.storage import Storage
 
-DEFAULT_LIKERT_QUESTION = (
-    "How well does this map highlight the image regions that support the finding?"
-)
-DEFAULT_ITEMS: tuple[dict[str, Any], ...] = (
-    {
-        "key": "highlight",
-        "kind": "likert",
-        "question": DEFAULT_LIKERT_QUESTION,
-        "scale": 5,
-        "anchors": ["Not at all", "Very well"],
-        "required": True,
-    },
-    {
-        "key": "preference",
-        "kind": "preference",
-        "question": "Which map do you prefer?",
-        "required": True,
-    },
-    {"key": "comment", "kind": "comment", "question": "Comment", "required": False},
-)
 COMMENT_MAX = 2000
 SLOTS = ("image", "a", "b")
 RATER_VISIBLE_STATUSES = (StudyStatus.open.value, StudyStatus.closed.value)
