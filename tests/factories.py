@@ -153,6 +153,11 @@ def make_open_study(
     seed: int = 0,
     size: int = 64,
     name: str = "Pneumonia saliency study",
+    instructions: str = (
+        "Each trial shows one chest X-ray and two saliency maps, A and B, from two models. "
+        "Score how well each map highlights the regions that support the finding, then "
+        "say which map you prefer."
+    ),
 ) -> Study:
     """An OPEN two-arm study with maps and a trial sequence for each rater (flushed, not
     committed). `images` (real PNGs) replace the synthetic radiographs when given."""
@@ -160,11 +165,7 @@ def make_open_study(
     store = Storage(Path(data_dir))
     study = Study(
         name=name,
-        instructions=(
-            "Each trial shows one chest X-ray and two saliency maps, A and B, from two models. "
-            "Score how well each map highlights the regions that support the finding, then "
-            "say which map you prefer."
-        ),
+        instructions=instructions,
         status=StudyStatus.open.value,
         seed=seed,
         items=[dict(item) for item in DEFAULT_ITEMS],

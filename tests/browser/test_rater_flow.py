@@ -4,6 +4,7 @@ screenshot of the trial page (real NIH chest X-rays)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Rating, RatingRevision, Trial, User
+from app.services.demo_data import NIH_ATTRIBUTION
 from app.services.users import create_user
 from tests.factories import make_open_study
 
@@ -247,7 +249,7 @@ def test_going_back_to_edit_when_the_study_allows_it(
 
 
 def test_a_failed_save_says_so_keeps_the_answer_and_retries(
-    page: Any, live_server: Any, nih_dir: str, login_via_form: Any
+    page: Any, live_server: Any, nih_dir: str, login_via_form: Any, tmp_path: Path
 ) -> None:
     username = "screenshot-rater"
     with live_server.session() as db:
@@ -264,7 +266,11 @@ def test_a_failed_save_says_so_keeps_the_answer_and_retries(
             live_server.data_dir,
             raters=[user],
             images=[Path(nih_dir) / p for p in pneumonia],
-            name="Pneumonia: standard vs robust saliency",
+            name="Chest X-ray reading study",
+            instructions=(
+                "Score how well each map highlights the regions that support the finding, "
+                "then say which map you prefer. " + NIH_ATTRIBUTION
+            ),
             seed=7,
         )
         token = db.scalar(
@@ -277,10 +283,13 @@ def test_a_failed_save_says_so_keeps_the_answer_and_retries(
 
     for key in ("2", "4", "c"):
         page.keyboard.press(key)
-    # The screenshot for the README and the rater guide: a real case mid-answer.
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    # The screenshot for the README and the rater guide: a real case mid-answer. It lands in
+    # docs/ only when asked (RADSAL_UPDATE_SCREENSHOTS=1), so a test run leaves the tree clean.
+    shot = SCREENSHOT if os.environ.get("RADSAL_UPDATE_SCREENSHOTS") == "1" else tmp_path / "s.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(300)  # let the selection transitions finish
-    page.screenshot(path=str(SCREENSHOT))
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
 
     page.route("**/rating", lambda route: route.abort())
     page.keyboard.press("Enter")
