@@ -154,20 +154,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: list[dict[str, Any]]) -> None:
-    cols = [
-        "arm",
-        "n",
-        "accuracy",
-        "gini",
-        "entropy",
-        "tv",
-        "mask_energy",
-        "mask_area",
-        "pointing",
-        "deletion_auc",
-        "insertion_auc",
-        "randomization_spearman",
-    ]
+    from ml.explain.compare import SUMMARY_METRICS
+
+    cols = ["arm", "n", *SUMMARY_METRICS, "randomization_spearman"]
     cells = [[_fmt(row.get(c)) for c in cols] for row in summary]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
