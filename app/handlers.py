@@ -22,15 +22,24 @@ def wants_json(request: Request) -> bool:
     )
 
 
+def _json_error(status: int, code: str, message: str, details: object | None) -> JSONResponse:
+    body: dict[str, object] = {"detail": message, "code": code}
+    if details is not None:
+        body["errors"] = details
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_json(exc: DomainError) -> JSONResponse:
+    """The JSON error shape, for routes that must commit an audit event on refusal."""
+    return _json_error(exc.status_code, exc.code, exc.message, exc.details)
+
+
 def _error_response(
     request: Request, status: int, code: str, message: str, details: object | None = None
 ) -> Response:
     if wants_json(request):
-        body: dict[str, object] = {"detail": message, "code": code}
-        if details is not None:
-            body["errors"] = details
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(body, status_code=status, headers=headers)
+        return _json_error(status, code, message, details)
     if status == 401 and request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
@@ -68,4 +77,4 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error_response(request, 500, "internal", "Something went wrong on our side.")
 
 
-__all__ = ["Unauthorized", "install_error_handlers", "wants_json"]
+__all__ = ["Unauthorized", "error_json", "install_error_handlers", "wants_json"]

@@ -14,6 +14,33 @@ templates = Jinja2Templates(directory=str(PROJECT_ROOT / "templates"))
 templates.env.autoescape = True  # every template, whatever its extension
 
 
+# The rater's key help: shown on the rater page and on the staff preview (the same view).
+HOTKEYS: tuple[tuple[str, str], ...] = (
+    ("A / B", "choose the map you are scoring"),
+    ("1 – 5", "score the chosen map (moves on to the next one)"),
+    ("Z / ←", "prefer Map A"),
+    ("X / ↓", "no preference"),
+    ("C / →", "prefer Map B"),
+    ("M", "write a comment (Esc leaves the box)"),
+    ("Enter", "save and go to the next trial"),
+    ("P / N", "previous / next trial (when the study allows going back)"),
+    ("+ / − / 0", "zoom in / out / reset view (also mouse wheel, double-click)"),
+    ("drag · right-drag", "pan · window/level"),
+    ("W", "window/level tool for the left button"),
+    ("L", "next window/level preset"),
+    ("O", "overlay on / off"),
+    ("[ / ]", "overlay opacity down / up"),
+    ("I", "show / hide the plain image"),
+    ("F", "full resolution (1 image pixel = 1 screen pixel)"),
+    ("?", "show / hide this help"),
+)
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (the proxy's, unless the server trusts forwarded headers)."""
+    return request.client.host if request.client else ""
+
+
 def csrf_token_for(request: Request) -> str:
     """The CSRF token to embed in forms: the session's, or the anonymous cookie's."""
     session = getattr(request.state, "auth_session", None)

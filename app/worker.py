@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.models import Job, JobTask
-from app.services import jobs as job_service
-from app.services.generation import compute_maps, plan_task, store_maps
+from app.services.maps import jobs as job_service
+from app.services.maps.generation import compute_maps, plan_task, store_maps
 
 log = logging.getLogger("radsal.worker")
 

@@ -33,9 +33,11 @@ from sqlalchemy.orm import Session
 from app.db import make_engine, make_sessionmaker
 from app.migrate import upgrade_database
 from app.models import Arm, Checkpoint, Image, Rating, Study, StudyImage, StudyRater, Trial, User
-from app.services.analysis import analyze_snapshot, analyze_study
-from app.services.export import export_study, load_snapshot, stats_frames
-from app.services.report import figures
+from app.services.results.analysis import analyze_snapshot, analyze_study
+from app.services.results.export import export_study
+from app.services.results.formats import stats_frames
+from app.services.results.report import figures
+from app.services.results.snapshot import load_snapshot
 from app.stats.mixed import fit_crossed_lmm
 from app.stats.paired import rank_biserial
 

@@ -43,10 +43,10 @@ from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.migrate import upgrade_database
 from app.models import Checkpoint, Image, User
-from app.services.checkpoints import import_checkpoint, load_model
-from app.services.images import import_image_paths, load_input_array
-from app.services.jobs import enqueue_generation
-from app.services.studies import create_study
+from app.services.catalog.checkpoints import import_checkpoint, load_model
+from app.services.catalog.images import import_image_paths, load_input_array
+from app.services.maps.jobs import enqueue_generation
+from app.services.study.studies import create_study
 from app.worker import run_pending
 from ml.checkpoint import save_checkpoint
 from ml.data import prepare_input

@@ -1,4 +1,4 @@
-"""`radsal demo`: build the demo study (app.services.demo) and serve it."""
+"""`radsal demo`: build the demo study (app.demo.pipeline) and serve it."""
 
 from __future__ import annotations
 
@@ -56,15 +56,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def main(args: argparse.Namespace) -> int:
     from app.cli import serve
     from app.config import get_settings
-    from app.errors import DomainError
-    from app.services.demo import (
+    from app.demo.data import DataError
+    from app.demo.pipeline import (
         DemoError,
         DemoOptions,
         build_demo,
         format_summary,
         reset_demo,
     )
-    from app.services.demo_data import DataError
+    from app.errors import DomainError
 
     settings = get_settings()
     try:

@@ -72,7 +72,7 @@ def resolve_study(db: Session, ref: str) -> int:
 
 
 def main_export(args: argparse.Namespace) -> int:
-    from app.services.export import export_study
+    from app.services.results.export import export_study
 
     try:
         with cli_session(readonly=True) as db:
@@ -92,8 +92,8 @@ def main_export(args: argparse.Namespace) -> int:
 
 
 def main_analyze(args: argparse.Namespace) -> int:
-    from app.services.analysis import analyze_study
-    from app.services.report import render_report
+    from app.services.results.analysis import analyze_study
+    from app.services.results.report import render_report
 
     try:
         with cli_session(readonly=True) as db:

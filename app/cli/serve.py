@@ -28,7 +28,7 @@ def bootstrap(host: str, port: int) -> None:
     from app.config import get_settings
     from app.db import make_engine, make_sessionmaker
     from app.migrate import upgrade_database
-    from app.services.users import ensure_admin
+    from app.services.accounts.users import ensure_admin
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from app.config import get_settings
-    from app.services import users as users_service
+    from app.services.accounts import users as users_service
 
     settings = get_settings()
     with cli_session() as db:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.auth.deps import AdminUser, DbSession
-from app.services.dashboard import dashboard
+from app.services.accounts.dashboard import dashboard
 from app.web import render
 
 router = APIRouter(tags=["admin"])

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.auth.deps import DbSession, StaffUser
-from app.services import analysis as analysis_service
-from app.services import export as export_service
-from app.services import report as report_service
+from app.services.results import analysis as analysis_service
+from app.services.results import export as export_service
+from app.services.results import report as report_service
 from app.web import render
 
 router = APIRouter(tags=["analysis"])

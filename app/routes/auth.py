@@ -15,8 +15,8 @@ from app.auth.passwords import MAX_PASSWORD_LENGTH
 from app.config import Settings
 from app.errors import Invalid
 from app.models import AuthSession, User
-from app.services import auth as auth_service
-from app.web import render
+from app.services.accounts import auth as auth_service
+from app.web import client_ip, render
 
 router = APIRouter(tags=["auth"])
 api_router = APIRouter(tags=["auth"])
@@ -27,10 +27,6 @@ MaybeUser = Annotated[User | None, Depends(optional_user)]
 
 def _settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 def safe_next(target: str | None) -> str:

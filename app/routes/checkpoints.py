@@ -9,19 +9,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from app.auth.deps import Csrf, DbSession, StaffUser
 from app.errors import DomainError
-from app.services import checkpoints as service
+from app.handlers import error_json
+from app.services.catalog import checkpoints as service
 from app.web import render
 
 router = APIRouter(tags=["checkpoints"])
 api_router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
-
-
-def error_json(exc: DomainError) -> JSONResponse:
-    """The handlers' JSON error shape, for routes that must commit an audit event on refusal."""
-    body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
-    if exc.details is not None:
-        body["errors"] = exc.details
-    return JSONResponse(body, status_code=exc.status_code)
 
 
 def _hints(

@@ -9,9 +9,9 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 
 from app.auth.deps import Csrf, DbSession, StaffUser
 from app.errors import DomainError, TooLarge
-from app.routes.checkpoints import error_json
-from app.services import images as service
-from app.services.images import ImportReport
+from app.handlers import error_json
+from app.services.catalog import images as service
+from app.services.catalog.images import ImportReport
 from app.storage import Storage
 from app.web import render
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth.deps import Csrf, DbSession, StaffUser
-from app.services import jobs as service
+from app.services.maps import jobs as service
 from app.web import render
 
 router = APIRouter(tags=["jobs"])

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import Csrf, DbSession, RaterUser
 from app.models import User
-from app.services import trials
-from app.services.rating import RatingSubmission, submit_rating
+from app.services.reading import trials
+from app.services.reading.rating import RatingSubmission, submit_rating
 from app.storage import Storage
-from app.web import render
+from app.web import HOTKEYS, render
 
 router = APIRouter(tags=["rater pages"])
 api_router = APIRouter(tags=["trials"])
@@ -33,25 +33,6 @@ NOTICES = {
     "no-back": "This study does not allow going back to answered trials.",
     "in-order": "Trials are answered in order; here is your current one.",
 }
-HOTKEYS: tuple[tuple[str, str], ...] = (
-    ("A / B", "choose the map you are scoring"),
-    ("1 – 5", "score the chosen map (moves on to the next one)"),
-    ("Z / ←", "prefer Map A"),
-    ("X / ↓", "no preference"),
-    ("C / →", "prefer Map B"),
-    ("M", "write a comment (Esc leaves the box)"),
-    ("Enter", "save and go to the next trial"),
-    ("P / N", "previous / next trial (when the study allows going back)"),
-    ("+ / − / 0", "zoom in / out / reset view (also mouse wheel, double-click)"),
-    ("drag · right-drag", "pan · window/level"),
-    ("W", "window/level tool for the left button"),
-    ("L", "next window/level preset"),
-    ("O", "overlay on / off"),
-    ("[ / ]", "overlay opacity down / up"),
-    ("I", "show / hide the plain image"),
-    ("F", "full resolution (1 image pixel = 1 screen pixel)"),
-    ("?", "show / hide this help"),
-)
 
 
 # ---------------------------------------------------------------------------- pages

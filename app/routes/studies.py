@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 from app.auth.deps import Csrf, DbSession, StaffUser
 from app.errors import DomainError, NotFound
 from app.models import Role, SaliencyMap, Trial, User
-from app.services import checkpoints as ckpt_service
-from app.services import images as image_service
-from app.services import jobs as job_service
-from app.services import studies as service
-from app.services.study_spec import COLORMAPS, DEFAULT_LIKERT_QUESTION, StudySpec
+from app.services.catalog import checkpoints as ckpt_service
+from app.services.catalog import images as image_service
+from app.services.maps import jobs as job_service
+from app.services.study import studies as service
+from app.services.study.spec import COLORMAPS, DEFAULT_LIKERT_QUESTION, StudySpec
 from app.storage import Storage
-from app.web import render
+from app.web import HOTKEYS, render
 
 router = APIRouter(tags=["studies"])
 api_router = APIRouter(prefix="/studies", tags=["studies"])
@@ -228,7 +228,7 @@ def study_preview(
     request: Request, db: DbSession, _user: StaffUser, study_id: int, trial_id: int
 ) -> Response:
     """A trial exactly as its rater will see it (the rater template), answers not saved."""
-    from app.services.trials import normalize_items
+    from app.services.reading.trials import normalize_items
 
     study = service.get_study(db, study_id)
     trial = db.get(Trial, trial_id)
@@ -273,7 +273,6 @@ def study_preview(
         ),
         "rating": None,
     }
-    from app.routes.rater import HOTKEYS  # the same key help the rater gets
 
     return render(
         request,

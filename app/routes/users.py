@@ -13,10 +13,9 @@ from app.auth.deps import AdminUser, Csrf, DbSession
 from app.auth.passwords import MAX_PASSWORD_LENGTH
 from app.errors import Conflict, Invalid
 from app.models import User
-from app.routes.auth import client_ip
-from app.services import users as users_service
-from app.services.users import IssuedInvite, UserRow
-from app.web import render
+from app.services.accounts import users as users_service
+from app.services.accounts.users import IssuedInvite, UserRow
+from app.web import client_ip, render
 
 router = APIRouter(tags=["users"])
 api_router = APIRouter(prefix="/users", tags=["users"])

@@ -199,8 +199,8 @@ class Catalog:
 def build_catalog(
     db: Any, settings: Any, tmp: Path, make_user: Any, *, n_images: int = 4, n_raters: int = 3
 ) -> Catalog:
-    from app.services.checkpoints import import_checkpoint
-    from app.services.images import import_images
+    from app.services.catalog.checkpoints import import_checkpoint
+    from app.services.catalog.images import import_images
 
     admin = make_user("admin")
     standard, _ = import_checkpoint(

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.models import Study, User
-from app.services.analysis import EMPTY_MESSAGE, analyze_study
-from app.services.export import export_study
+from app.services.results.analysis import EMPTY_MESSAGE, analyze_study
+from app.services.results.export import export_study
 from tests.app.analysis_helpers import add_repeats, default_rule, make_rated_study, rate
 from tests.factories import make_open_study
 

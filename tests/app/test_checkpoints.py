@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import TooLarge
 from app.models import AuditEvent, Checkpoint
-from app.services.checkpoints import import_checkpoint
+from app.services.catalog.checkpoints import import_checkpoint
 from tests.app.fixtures_ml import (
     checkpoint_bytes,
     malicious_checkpoint_bytes,

@@ -25,19 +25,19 @@ from sqlalchemy import func, select, text
 
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
-from app.services.demo import (
+from app.demo.data import (
+    NIH_ATTRIBUTION,
+    DataError,
+    choose_study_rows,
+    read_user_data,
+)
+from app.demo.pipeline import (
     DemoError,
     StepLog,
     Steps,
     load_manifest,
     manifest_path,
     reset_demo,
-)
-from app.services.demo_data import (
-    NIH_ATTRIBUTION,
-    DataError,
-    choose_study_rows,
-    read_user_data,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

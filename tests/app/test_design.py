@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from app.services.design import DesignTrial, generate_design, side_matrix
+from app.services.study.design import DesignTrial, generate_design, side_matrix
 
 ARMS = [11, 22]
 

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.models import Checkpoint, Study, User
-from app.services.analysis import analyze_study
-from app.services.export import export_study
+from app.services.results.analysis import analyze_study
+from app.services.results.export import export_study
 from app.stats.frames import preferences_from_tidy
 from app.stats.summary import analyze
 from tests.app.analysis_helpers import add_repeats, default_rule, make_rated_study, rate

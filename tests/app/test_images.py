@@ -304,7 +304,7 @@ def test_images_page_and_upload_form(
 def test_raters_cannot_reach_images(
     client: TestClient, make_user: Any, api_headers: Any, db: Session, settings: Settings
 ) -> None:
-    from app.services.images import import_images
+    from app.services.catalog.images import import_images
 
     report = import_images(db, settings, files=[("a.png", png_bytes(seed=1))], actor=None)
     image_id = report.image_ids[0]

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.models import Job, JobTask, SaliencyMap, Study
-from app.services import generation
-from app.services.jobs import enqueue_generation
-from app.services.studies import create_study
+from app.services.maps import generation
+from app.services.maps.jobs import enqueue_generation
+from app.services.study.studies import create_study
 from app.worker import run_pending
 from tests.app.fixtures_ml import Catalog, build_catalog
 
@@ -288,7 +288,7 @@ def _ground_truth_study(
     catalog: Catalog,
     settings: Settings,
 ) -> Study:
-    from app.services.images import import_image_paths
+    from app.services.catalog.images import import_image_paths
 
     images = import_image_paths(db, settings, paths, labels, masks, catalog.admin)
     assert [im.labels for im in images] == labels

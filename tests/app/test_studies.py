@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.models import AuditEvent, Rating, Study, Trial
 from app.models.base import utcnow
-from app.services.images import import_images
+from app.services.catalog.images import import_images
 from app.worker import run_pending
 from tests.app.fixtures_ml import Catalog, build_catalog, png_bytes
 

@@ -20,7 +20,7 @@ from app.cli.main import main as cli_main
 from app.config import get_settings
 from app.models import AuditEvent, AuthSession, Invite, User
 from app.models.base import utcnow
-from app.services.users import ensure_admin
+from app.services.accounts.users import ensure_admin
 
 PASSWORD = "correct-horse-battery"
 INVITE_RE = re.compile(r"/invite/([A-Za-z0-9_-]{20,})")

@@ -21,8 +21,8 @@ from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.migrate import upgrade_database
 from app.models import Job, JobTask, SaliencyMap, Study, User
-from app.services.jobs import claim_task, enqueue_generation
-from app.services.studies import create_study
+from app.services.maps.jobs import claim_task, enqueue_generation
+from app.services.study.studies import create_study
 from app.worker import InProcessWorker, run_pending, worker_lease
 from tests.app.conftest import TEST_PASSWORD
 from tests.app.fixtures_ml import build_catalog

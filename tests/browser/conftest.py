@@ -119,7 +119,7 @@ class LiveServer:
         from sqlalchemy import select
 
         from app.models import User
-        from app.services.users import create_user
+        from app.services.accounts.users import create_user
 
         with self.session() as db:
             existing = db.scalar(select(User).where(User.username == username))

@@ -13,9 +13,9 @@ from urllib.parse import urlparse
 import pytest
 from sqlalchemy import select
 
+from app.demo.data import NIH_ATTRIBUTION
 from app.models import Rating, RatingRevision, Trial, User
-from app.services.demo_data import NIH_ATTRIBUTION
-from app.services.users import create_user
+from app.services.accounts.users import create_user
 from tests.factories import make_open_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

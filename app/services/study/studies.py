@@ -39,9 +39,9 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.services import audit
-from app.services.checkpoints import train_mode
-from app.services.design import generate_design
-from app.services.study_spec import ArmSpec, StudySpec
+from app.services.catalog.checkpoints import train_mode
+from app.services.study.design import generate_design
+from app.services.study.spec import ArmSpec, StudySpec
 
 DESIGN_FIELDS = ("image_ids", "arms", "raters", "seed", "repeat_fraction", "items", "saliency")
 

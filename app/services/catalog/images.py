@@ -27,7 +27,7 @@ from app.config import Settings
 from app.errors import Invalid, NotFound
 from app.models import Image, User
 from app.services import audit
-from app.services.ingest_zip import ZipLimits, is_zip, iter_zip
+from app.services.catalog.ingest_zip import ZipLimits, is_zip, iter_zip
 from app.storage import Storage, sha256_hex
 
 THUMB_PX = 192

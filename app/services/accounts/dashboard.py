@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, Checkpoint, Image, Job, Study, User
-from app.services.jobs import ACTIVE, job_json, recent_jobs
+from app.services.maps.jobs import ACTIVE, job_json, recent_jobs
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound
 from app.models import Image, Rating, SaliencyMap, Study, StudyRater, StudyStatus, Trial, User
 from app.models.base import utcnow
-from app.services.study_spec import DEFAULT_ITEMS, DEFAULT_LIKERT_QUESTION
+from app.services.study.spec import DEFAULT_ITEMS, DEFAULT_LIKERT_QUESTION
 from app.storage import Storage
 
 COMMENT_MAX = 2000

@@ -12,7 +12,7 @@ import pandas as pd
 from app.config import PROJECT_ROOT
 
 if TYPE_CHECKING:
-    from app.services.export import StudySnapshot
+    from app.services.results.snapshot import StudySnapshot
 
 EXPORT_FORMAT_VERSION = "radsal-export/1"
 R_TEMPLATE = PROJECT_ROOT / "r" / "clmm.R"
@@ -322,3 +322,10 @@ def r_script(snap: StudySnapshot, csv_name: str) -> str:
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
     return text
+
+
+def stats_frames(snap: StudySnapshot) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores, preferences) frames as `app.stats` takes them."""
+    long = tidy_long(snap)
+    scores = long[long["score"].notna()]
+    return scores, preferences_from_trials(snap.rated)

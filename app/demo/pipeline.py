@@ -33,7 +33,7 @@ from typing import Any, TextIO
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.services.demo_data import choose_study_rows, fingerprint, prepare_dataset
+from app.demo.data import choose_study_rows, fingerprint, prepare_dataset
 
 MANIFEST_NAME = "demo.json"
 DEMO_DIR_NAME = "demo"
@@ -489,7 +489,7 @@ def ensure_accounts(
 
     from app.auth.passwords import verify_password
     from app.models import User
-    from app.services.users import create_user, ensure_admin, issue_invite
+    from app.services.accounts.users import create_user, ensure_admin, issue_invite
 
     saved: dict[str, str] = manifest.setdefault("passwords", {})
     logins: list[Login] = []
@@ -572,7 +572,7 @@ def _admin(db: Session) -> Any:
 def import_checkpoints(
     factory: sessionmaker[Session], settings: Settings, trained: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
-    from app.services.checkpoints import import_checkpoint
+    from app.services.catalog.checkpoints import import_checkpoint
 
     names = {"standard": "Demo standard model", "dual": "Demo dual-BN adversarial model"}
     ids: dict[str, int] = {}
@@ -598,7 +598,7 @@ def import_images(
     dataset: Mapping[str, Any],
     options: DemoOptions,
 ) -> dict[str, Any]:
-    from app.services.images import import_image_paths
+    from app.services.catalog.images import import_image_paths
 
     with Path(dataset["csv"]).open(newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -626,7 +626,7 @@ def create_demo_study(
     dataset: Mapping[str, Any],
     options: DemoOptions,
 ) -> dict[str, Any]:
-    from app.services.studies import create_study
+    from app.services.study.studies import create_study
 
     # Raters see the study name: it must not hint at the arms (blinding).
     name = "Demo reader study: saliency maps"
@@ -668,8 +668,8 @@ def generate_and_open(
     from tqdm import tqdm
 
     from app.models import Job, JobStatus, Study, StudyStatus
-    from app.services.jobs import enqueue_generation
-    from app.services.studies import map_counts, open_study
+    from app.services.maps.jobs import enqueue_generation
+    from app.services.study.studies import map_counts, open_study
     from app.worker import run_pending
 
     with factory.begin() as db:

@@ -24,7 +24,7 @@ from app.errors import Conflict, Invalid
 from app.models import PREFERENCES, Rating, RatingRevision, User
 from app.models.base import utcnow
 from app.services import audit
-from app.services.trials import (
+from app.services.reading.trials import (
     COMMENT_MAX,
     Progress,
     likert_items,

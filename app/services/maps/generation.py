@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import Invalid
 from app.models import Arm, Checkpoint, Image, JobTask, SaliencyMap, Study
-from app.services.checkpoints import load_model
-from app.services.images import load_input_array, load_mask_array
+from app.services.catalog.checkpoints import load_model
+from app.services.catalog.images import load_input_array, load_mask_array
 from app.storage import Storage
 
 

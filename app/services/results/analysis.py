@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.services.export import StudySnapshot, load_snapshot, stats_frames
+from app.services.results.formats import stats_frames
+from app.services.results.methods import methods_paragraph
+from app.services.results.snapshot import StudySnapshot, load_snapshot
 from app.stats.paired import DEFAULT_BOOT, DEFAULT_SEED
 from app.stats.summary import analyze
 
@@ -82,8 +84,6 @@ def analyze_snapshot(
     snap: StudySnapshot, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED
 ) -> dict[str, Any]:
     """Full analysis of an already-loaded snapshot (the benchmark times this)."""
-    from app.services.report import methods_paragraph
-
     scores, prefs = stats_frames(snap)
     levels = {i["key"]: list(range(1, int(i.get("scale", 5)) + 1)) for i in snap.likert_items}
     result = analyze(scores, prefs, arms=snap.arm_labels, levels=levels, n_boot=n_boot, seed=seed)

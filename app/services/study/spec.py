@@ -1,7 +1,7 @@
 """What a researcher submits to create a study (`POST /api/v1/studies`), validated by pydantic.
 
 Only the shape is checked here; everything that needs the database (checkpoints exist, raters
-have the rater role, images fit every arm's input) is checked in app.services.studies.
+have the rater role, images fit every arm's input) is checked in app.services.study.studies.
 """
 
 from __future__ import annotations

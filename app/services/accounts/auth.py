@@ -22,7 +22,7 @@ from app.errors import Invalid, NotFound, RateLimited
 from app.models import AuditEvent, AuthSession, Invite, User
 from app.models.base import utcnow
 from app.services import audit
-from app.services.users import validate_display_name, validate_password
+from app.services.accounts.users import validate_display_name, validate_password
 
 LOGIN_FAILED = "login.failed"
 BAD_CREDENTIALS = "Wrong username or password."

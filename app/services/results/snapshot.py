@@ -1,4 +1,4 @@
-"""Study exports and the ratings snapshot the analysis is computed from.
+"""The ratings snapshot every export and the analysis are computed from.
 
 `load_snapshot` reads every trial with its current rating in ONE SELECT (trials LEFT JOIN
 ratings). A single statement sees one consistent snapshot on PostgreSQL (even under READ
@@ -6,13 +6,12 @@ COMMITTED) and on SQLite, so an export taken while raters are rating never mixes
 and new halves or counts a trial twice. The rest of the design (arms, cases, raters) is frozen
 once a study opens, so reading it in separate statements cannot tear.
 
-Exports are researcher-only: they unblind arms (labels, checkpoint names and hashes).
+The snapshot unblinds arms (labels, checkpoint names and hashes): researcher-only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,18 +20,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Invalid, NotFound
+from app.errors import NotFound
 from app.models import Arm, Checkpoint, Image, Rating, Study, StudyImage, StudyRater, Trial, User
-from app.services import export_formats as formats
-
-FORMATS: dict[str, tuple[str, str]] = {
-    # format: (media type, file suffix)
-    "csv": ("text/csv; charset=utf-8", "-long.csv"),
-    "wide": ("text/csv; charset=utf-8", "-wide.csv"),
-    "json": ("application/json", ".json"),
-    "mrmc": ("text/csv; charset=utf-8", "-mrmc.csv"),
-    "r": ("text/plain; charset=utf-8", "-clmm.R"),
-}
+from app.services.reading.trials import normalize_items
 
 
 @dataclass(frozen=True)
@@ -102,8 +92,6 @@ def _iso_column(values: pd.Series) -> pd.Series:
 
 
 def _items(study: Study) -> list[dict[str, Any]]:
-    from app.services.trials import normalize_items
-
     return normalize_items(study.items)
 
 
@@ -226,30 +214,3 @@ def _trials_frame(db: Session, study_id: int, labels: dict[int, str]) -> pd.Data
     frame["left_arm"] = frame["left_arm_id"].map(labels)
     frame["right_arm"] = frame["right_arm_id"].map(labels)
     return frame
-
-
-def stats_frames(snap: StudySnapshot) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scores, preferences) frames as `app.stats` takes them."""
-    long = formats.tidy_long(snap)
-    scores = long[long["score"].notna()]
-    return scores, formats.preferences_from_trials(snap.rated)
-
-
-def export_study(db: Session, study_id: int, fmt: str) -> tuple[bytes, str, str]:
-    """Render an export: (content, media type, file name). Formats: csv, wide, json, mrmc, r."""
-    if fmt not in FORMATS:
-        raise Invalid(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
-    snap = load_snapshot(db, study_id)
-    media_type, suffix = FORMATS[fmt]
-    filename = snap.file_stem() + suffix
-    if fmt == "csv":
-        body = formats.to_csv(formats.tidy_long(snap))
-    elif fmt == "wide":
-        body = formats.to_csv(formats.wide(snap))
-    elif fmt == "json":
-        body = json.dumps(formats.design_json(snap), indent=2, ensure_ascii=False).encode()
-    elif fmt == "mrmc":
-        body = formats.to_csv(formats.mrmc(snap))
-    else:
-        body = formats.r_script(snap, csv_name=snap.file_stem() + FORMATS["csv"][1]).encode()
-    return body, media_type, filename
