@@ -13,9 +13,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     RADSAL_DATA_DIR=/data \
     TQDM_DISABLE=1
 
-# sqlite3: online backups of the embedded database (docs/admin.md); libgomp1: torch CPU threads.
+# sqlite3: online backups of the embedded database (docs/admin.md); libgomp1: torch CPU threads;
+# R with ordinal and lme4: the ordinal mixed model of the analysis (r/clmm.R).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends sqlite3 libgomp1 \
+       r-base-core r-cran-ordinal r-cran-lme4 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -33,6 +33,18 @@ class Settings(BaseSettings):
     max_zip_uncompressed_mb: int = Field(
         default=4096, description="Largest total uncompressed size of one ZIP upload, in MiB."
     )
+    max_zip_member_mb: int = Field(
+        default=256, ge=1, description="Largest uncompressed size of one file inside a ZIP, in MiB."
+    )
+    max_image_pixels: int = Field(
+        default=50_000_000,
+        ge=1,
+        description="Most pixels one uploaded image may declare (DICOM: rows × columns × frames).",
+    )
+    trust_proxy: bool = Field(
+        default=False,
+        description="Believe X-Forwarded-Proto from a reverse proxy (HSTS, Secure cookies).",
+    )
     session_hours: int = Field(default=12, description="Browser session lifetime in hours.")
     token_hours: int = Field(default=24, description="API bearer token lifetime in hours.")
     invite_hours: int = Field(default=72, description="Invite link lifetime in hours.")
@@ -52,8 +64,50 @@ class Settings(BaseSettings):
         description="inprocess: the server runs jobs itself; external: `radsal worker` does.",
     )
     batch_size: int = Field(default=16, description="Saliency batch size for generation jobs.")
+    task_heartbeat_seconds: float = Field(
+        default=30.0, gt=0, description="How often a worker computing a task proves it is alive."
+    )
+    task_stale_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A running task whose heartbeat is older than this is reclaimed (PostgreSQL).",
+    )
+    task_max_attempts: int = Field(
+        default=3, ge=1, description="Starts of one task before a crashing task fails its job."
+    )
     base_url: str = Field(
         default="http://127.0.0.1:8000", description="Public URL used in printed invite links."
+    )
+    # Single sign-on (OpenID Connect). Off while oidc_issuer is empty; local accounts always work.
+    oidc_issuer: str = Field(
+        default="",
+        description="OpenID Connect issuer URL (https; http only on loopback); empty = SSO off.",
+    )
+    oidc_client_id: str = Field(default="", description="Client id registered at the provider.")
+    oidc_client_secret: str = Field(
+        default="", description="Client secret for the provider's token endpoint."
+    )
+    oidc_scopes: str = Field(
+        default="openid profile email", description="Scopes asked for at login (space-separated)."
+    )
+    oidc_username_claim: str = Field(
+        default="preferred_username",
+        description="ID-token claim that is the radsal username.",
+    )
+    oidc_role_claim: str = Field(
+        default="",
+        description="Claim with the user's roles or groups; empty = an admin assigns roles.",
+    )
+    oidc_role_map: str = Field(
+        default="",
+        description="Claim values to roles, e.g. 'rad-admins=admin,readers=rater' (default: same).",
+    )
+    oidc_default_role: Literal["", "rater", "researcher", "admin"] = Field(
+        default="",
+        description="Role of a new SSO user with no role claim; empty = an admin adds them first.",
+    )
+    oidc_button_label: str = Field(
+        default="Log in with single sign-on", description="Text of the SSO button on /login."
     )
 
     def resolved_database_url(self) -> str:

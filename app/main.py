@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -12,11 +14,13 @@ from sqlalchemy.engine import Engine
 from app.config import PROJECT_ROOT, Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.dbgate import DbGate, gate_capacity
-from app.handlers import install_error_handlers
-from app.middleware import install_middleware
+from app.handlers import document_error_shape, install_error_handlers
+from app.middleware import install_log_redaction, install_middleware
 from app.routes import register_routes
 
 API_PREFIX = "/api/v1"
+# Swagger UI 5 (OpenAPI 3.1, which FastAPI writes), as files: no CDN, no inline script.
+SWAGGER_UI_DIR = Path(str(files("fastapi_offline") / "static"))
 
 
 def create_app(
@@ -56,7 +60,7 @@ def create_app(
         description="Saliency-map reader studies for medical imaging.",
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is app.routes.apidocs: local assets, strict CSP
         redoc_url=None,
     )
     app.state.settings = settings
@@ -64,8 +68,17 @@ def create_app(
     app.state.sessionmaker = make_sessionmaker(engine)
 
     install_middleware(app, settings)
+    install_log_redaction()  # invite tokens never reach a log line
     app.add_middleware(DbGate, capacity=gate_capacity(engine))  # see app/dbgate.py
     install_error_handlers(app)
+    # Before "/static": the first matching mount wins. The Swagger UI assets ship with the
+    # fastapi-offline package, so /api/docs works offline (see app/routes/apidocs.py).
+    app.mount(
+        "/static/vendor/swagger-ui",
+        StaticFiles(directory=str(SWAGGER_UI_DIR)),
+        name="swagger-ui",
+    )
     app.mount("/static", StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static")
     register_routes(app, api_prefix=API_PREFIX)
+    document_error_shape(app)
     return app

@@ -32,6 +32,9 @@ HOTKEYS: tuple[tuple[str, str], ...] = (
     ("[ / ]", "overlay opacity down / up"),
     ("I", "show / hide the plain image"),
     ("F", "full resolution (1 image pixel = 1 screen pixel)"),
+    ("V · S", "one viewport flicking between Map A and Map B · side by side again"),
+    ("T", "show only the top 10 % of each map / all of it"),
+    ("G", "full screen"),
     ("?", "show / hide this help"),
 )
 

@@ -1,15 +1,19 @@
 """Background worker: claims generation tasks and runs them, in-process or as `radsal worker`.
 
 Each task runs in its own short transaction sequence: claim (commit), compute (no lock held),
-store maps and mark done (commit). A worker that dies leaves its task "running" with a stale
-heartbeat; the next worker puts it back in the queue and, because maps are keyed by
-arm × image × target, only the missing maps are computed.
+store maps and mark done (commit). While the task computes, a heartbeat thread refreshes its
+``heartbeat_at`` every ``RADSAL_TASK_HEARTBEAT_SECONDS`` in a transaction of its own, so a slow
+but alive worker keeps its task. A worker that dies stops beating and leaves its task "running";
+the next worker puts it back in the queue and, because maps are keyed by arm × image × target,
+only the missing maps are computed. A task started ``RADSAL_TASK_MAX_ATTEMPTS`` times that
+killed its worker every time is not re-queued again: it fails its job with a clear error.
 
 SQLite allows one writer at a time, so on SQLite workers take a lease first (an exclusive
 ``flock`` on ``<data dir>/worker.lock``): a second worker waits. Holding the lease also proves
-no other worker is alive, so every "running" task is an orphan and is reclaimed at once. On
-PostgreSQL any number of workers run side by side (claims use SKIP LOCKED) and only tasks
-whose heartbeat is older than ``stale_after`` are reclaimed.
+no other worker is alive (the kernel drops the lock of a dead process), so every "running" task
+is an orphan and is reclaimed at once. On PostgreSQL any number of workers run side by side
+(claims use SKIP LOCKED) and only tasks whose heartbeat is older than
+``RADSAL_TASK_STALE_SECONDS`` are reclaimed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,10 +38,21 @@ from app.services.maps.generation import compute_maps, plan_task, store_maps
 log = logging.getLogger("radsal.worker")
 
 Progress = Callable[[int, int], None]
-DEFAULT_STALE_AFTER = dt.timedelta(minutes=5)
+
+
+def stale_after(settings: Settings) -> dt.timedelta:
+    """How old a heartbeat must be before its task counts as orphaned (PostgreSQL)."""
+    return dt.timedelta(seconds=settings.task_stale_seconds)
+
+
+def beat_interval(settings: Settings) -> float:
+    """Seconds between beats: the setting, but at least three beats per stale period, so one
+    slow beat (a busy database) never makes a live task look dead."""
+    return min(settings.task_heartbeat_seconds, settings.task_stale_seconds / 3)
 
 
 def worker_name() -> str:
+    """host:pid:thread, unique per worker thread: a beat only refreshes a task under this name."""
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
@@ -73,6 +87,43 @@ def worker_lease(
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def heartbeat(
+    factory: sessionmaker[Session], task_id: int, name: str, interval: float
+) -> Iterator[Callable[[], bool]]:
+    """Beat for ``task_id`` from a separate thread while the body computes.
+
+    Each beat is its own short transaction (computation holds none), so neither SQLite writers
+    nor PostgreSQL row locks are held between beats. Yields a callable that tells whether the
+    task was lost (taken back by another worker after this one stalled past the stale timeout);
+    the thread stops then. On exit the thread is stopped and joined, so the caller's next
+    database work never overlaps a beat.
+    """
+    stop = threading.Event()
+    lost = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                with factory.begin() as db:
+                    mine = job_service.heartbeat(db, task_id, name)
+            except Exception:  # a missed beat is not fatal: the next one may get through
+                log.warning("heartbeat for task %s failed", task_id, exc_info=True)
+                continue
+            if not mine:
+                log.warning("task %s is no longer this worker's; heartbeat stops", task_id)
+                lost.set()
+                return
+
+    thread = threading.Thread(target=beat, name=f"radsal-heartbeat-{task_id}", daemon=True)
+    thread.start()
+    try:
+        yield lost.is_set
+    finally:
+        stop.set()
+        thread.join()
+
+
 def run_one(
     factory: sessionmaker[Session], settings: Settings, name: str
 ) -> tuple[JobTask | None, int]:
@@ -88,12 +139,16 @@ def run_one(
             task = db.get(JobTask, task_id)
             assert task is not None
             plan = plan_task(db, task)
-        rows, _ms = compute_maps(settings, plan)
+        with heartbeat(factory, task_id, name, beat_interval(settings)):
+            rows, _ms = compute_maps(settings, plan)
         with factory.begin() as db:
             task = db.get(JobTask, task_id)
             assert task is not None
-            computed = store_maps(db, rows)
-            job_service.complete_task(db, task)
+            computed = store_maps(db, rows)  # kept even if lost: stored maps are never redone
+            if job_service.owns_task(task, name):
+                job_service.complete_task(db, task)
+            else:
+                log.warning("task %s was taken back while this worker computed it", task_id)
         return task, computed
     except Exception as exc:  # any failure is recorded on the job and shown to the user
         log.exception("task %s failed", task_id)
@@ -101,8 +156,26 @@ def run_one(
         with factory.begin() as db:
             task = db.get(JobTask, task_id)
             assert task is not None
-            job_service.fail_task(db, task, message)
+            if job_service.owns_task(task, name):
+                job_service.fail_task(db, task, message)
         return task, 0
+
+
+def reclaim_orphans(
+    factory: sessionmaker[Session], settings: Settings, *, older_than: dt.timedelta | None = None
+) -> int:
+    """Re-queue the tasks of dead workers (failing those that used up their attempts).
+
+    On SQLite the caller holds the lease, so every running task is an orphan; on PostgreSQL
+    only those whose heartbeat is older than ``older_than`` (default: the stale setting).
+    """
+    with factory.begin() as db:
+        sqlite = db.get_bind().dialect.name == "sqlite"
+        if older_than is None:
+            older_than = stale_after(settings)
+        return job_service.reclaim_stale(
+            db, older_than=None if sqlite else older_than, max_attempts=settings.task_max_attempts
+        )
 
 
 def run_pending(
@@ -111,22 +184,21 @@ def run_pending(
     *,
     progress: Progress | None = None,
     max_tasks: int | None = None,
-    stale_after: dt.timedelta = DEFAULT_STALE_AFTER,
+    stale_after: dt.timedelta | None = None,
     wait: bool = True,
 ) -> int:
     """Drain the queue synchronously; returns the number of maps computed.
 
     ``progress(done, total)`` is called after each task with the job's counts. ``max_tasks``
-    stops early (tests use it to simulate a worker killed between tasks).
+    stops early (tests use it to simulate a worker killed between tasks). ``stale_after``
+    overrides ``RADSAL_TASK_STALE_SECONDS`` for reclaiming orphans on PostgreSQL.
     """
     name = worker_name()
     computed = 0
     with worker_lease(settings, sessionmaker, wait=wait) as granted:
         if not granted:
             return 0
-        sqlite = _is_sqlite(sessionmaker)
-        with sessionmaker.begin() as db:
-            job_service.reclaim_stale(db, older_than=None if sqlite else stale_after)
+        reclaim_orphans(sessionmaker, settings, older_than=stale_after)
         ran = 0
         while max_tasks is None or ran < max_tasks:
             task, n = run_one(sessionmaker, settings, name)
@@ -187,9 +259,7 @@ class InProcessWorker:
         with worker_lease(self.settings, self.sessionmaker, wait=False) as granted:
             if not granted:
                 return
-            with self.sessionmaker.begin() as db:
-                sqlite = db.get_bind().dialect.name == "sqlite"
-                job_service.reclaim_stale(db, older_than=None if sqlite else DEFAULT_STALE_AFTER)
+            reclaim_orphans(self.sessionmaker, self.settings)
             while not self._stop.is_set():
                 task, _ = run_one(self.sessionmaker, self.settings, name)
                 if task is None:
@@ -208,4 +278,4 @@ def poll_forever(
     stop = stop or threading.Event()
     while not stop.is_set():
         run_pending(factory, settings, progress=progress)
-        time.sleep(poll_seconds)
+        stop.wait(poll_seconds)

@@ -1,13 +1,19 @@
 """Export and analysis wall time for a full-size reader study, measured in one run.
 
 Builds a temporary SQLite study of R raters x C cases x 2 arms (default 6 x 2,000: 12,000
-rated trials, 24,000 scores), then times each export format, the full analysis (snapshot
-load + every statistic) against the 5 s target, the figures separately, and two design
-choices against their straightforward alternatives on the same data:
+rated trials, 24,000 scores; the test suite's `make_open_study` without files), then times
+each export format, the full analysis (snapshot load + every statistic) against the 5 s
+target, the figures separately, and two design choices against their straightforward
+alternatives on the same data:
 
 * crossed LMM: radsal's Henderson/Schur REML vs statsmodels MixedLM (single group with
   variance components) on a subsample statsmodels can still handle;
 * rank-biserial bootstrap: count-based (one matrix product) vs re-ranking every resample.
+
+The full analysis includes OR-MRMC, VGC, the two-way bootstrap, power and the rater quality
+flags, but not the ordinal mixed model in R, which the page runs cached or in the background:
+its primary fit is timed separately at the end (`--no-r` skips it, `--r-cases N` fits a
+subsample, `--r-all-fits` adds the likelihood-ratio null and random-slope models).
 
 Example: ``python bench/analysis.py`` (or ``--cases 500`` for a quick look).
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import secrets
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,117 +33,54 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from app.db import make_engine, make_sessionmaker
-from app.migrate import upgrade_database
-from app.models import Arm, Checkpoint, Image, Rating, Study, StudyImage, StudyRater, Trial, User
-from app.services.results.analysis import analyze_snapshot, analyze_study
-from app.services.results.export import export_study
-from app.services.results.formats import stats_frames
-from app.services.results.report import figures
-from app.services.results.snapshot import load_snapshot
-from app.stats.mixed import fit_crossed_lmm
-from app.stats.paired import rank_biserial
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.db import make_engine, make_sessionmaker  # noqa: E402
+from app.migrate import upgrade_database  # noqa: E402
+from app.models import Rating, Trial, User  # noqa: E402
+from app.services.results.analysis import analyze_snapshot, analyze_study  # noqa: E402
+from app.services.results.export import export_study  # noqa: E402
+from app.services.results.formats import stats_frames  # noqa: E402
+from app.services.results.report import figures  # noqa: E402
+from app.services.results.snapshot import load_snapshot  # noqa: E402
+from app.stats.clmm_r import INSTALL_HINT, fit_clmm, rscript  # noqa: E402
+from app.stats.mixed import fit_crossed_lmm  # noqa: E402
+from app.stats.paired import rank_biserial  # noqa: E402
+from tests.factories import make_open_study  # noqa: E402
 
 
-def build_study(db: Session, n_raters: int, n_cases: int, seed: int = 0) -> int:
-    """Bulk-insert a rated two-arm study with rater and case effects and a true arm effect."""
+def build_study(db: Session, data_dir: Path, n_raters: int, n_cases: int, seed: int = 0) -> int:
+    """The test suite's two-arm study (no files), closed, rated with rater and case effects
+    and a true arm effect (bulk-inserted: 12,000 ratings)."""
     rng = np.random.default_rng(seed)
     now = dt.datetime.now(dt.UTC)
-    study = Study(name="bench", seed=seed, status="closed", items=[], saliency={})
-    db.add(study)
-    ckpts = [
-        Checkpoint(
-            name=n,
-            arch="resnet18",
-            num_classes=1,
-            image_size=128,
-            sha256=secrets.token_hex(32),
-            file_path=f"{n}.pt",
-        )
-        for n in ("standard", "dual-bn")
-    ]
-    db.add_all(ckpts)
-    db.flush()
-    arms = [
-        Arm(
-            study_id=study.id,
-            checkpoint_id=ckpts[0].id,
-            method="gradient",
-            label="standard",
-            position=0,
-        ),
-        Arm(
-            study_id=study.id,
-            checkpoint_id=ckpts[1].id,
-            bn_route="clean",
-            method="gradient",
-            label="dual-BN clean",
-            position=1,
-        ),
-    ]
     users = [User(username=f"bench-rater-{i}", role="rater") for i in range(n_raters)]
-    db.add_all([*arms, *users])
+    db.add_all(users)
     db.flush()
-    img0 = int(
-        db.execute(
-            insert(Image).returning(Image.id),
-            [
-                {
-                    "sha256": secrets.token_hex(32),
-                    "source_filename": f"case{i}.png",
-                    "width": 64,
-                    "height": 64,
-                    "display_path": "x",
-                    "thumb_path": "x",
-                    "input_path": "x",
-                    "labels": {"pneumonia": i % 2},
-                }
-                for i in range(n_cases)
-            ],
+    study = make_open_study(
+        db, data_dir, raters=users, n_images=n_cases, seed=seed, name="bench", files=False
+    )
+    study.status = "closed"
+    standard = min(study.arms, key=lambda a: a.position).id
+    case_index = {si.image_id: si.position for si in study.images}
+    trials = db.execute(
+        select(Trial.id, Trial.rater_id, Trial.image_id, Trial.left_arm_id).where(
+            Trial.study_id == study.id
         )
-        .scalars()
-        .all()[0]
-    )
-    image_ids = np.arange(img0, img0 + n_cases)
-    db.execute(
-        insert(StudyImage),
-        [
-            {"study_id": study.id, "image_id": int(i), "position": p}
-            for p, i in enumerate(image_ids)
-        ],
-    )
-    db.execute(insert(StudyRater), [{"study_id": study.id, "user_id": u.id} for u in users])
-    trials = []
-    for r, user in enumerate(users):
-        order = rng.permutation(n_cases)
-        for pos, c in enumerate(order):
-            first = (pos + r) % 2  # counterbalanced sides
-            trials.append(
-                {
-                    "token": secrets.token_hex(12),
-                    "study_id": study.id,
-                    "rater_id": user.id,
-                    "image_id": int(image_ids[c]),
-                    "left_arm_id": arms[first].id,
-                    "right_arm_id": arms[1 - first].id,
-                    "position": pos,
-                }
-            )
-    trial_ids = db.execute(
-        insert(Trial).returning(Trial.id, Trial.rater_id, Trial.image_id, Trial.left_arm_id), trials
     ).all()
     rater_eff = rng.normal(0, 0.4, n_raters)
     case_eff = rng.normal(0, 0.7, n_cases)
     rater_index = {u.id: i for i, u in enumerate(users)}
     ratings = []
-    for tid, rid, iid, left_arm in trial_ids:
-        base = 2.8 + rater_eff[rater_index[rid]] + case_eff[iid - img0]
+    for tid, rid, iid, left_arm in trials:
+        base = 2.8 + rater_eff[rater_index[rid]] + case_eff[case_index[iid]]
         std = int(np.clip(np.round(base + rng.normal(0, 0.8)), 1, 5))
         adv = int(np.clip(np.round(base + 0.4 + rng.normal(0, 0.8)), 1, 5))
-        ls, rs = (std, adv) if left_arm == arms[0].id else (adv, std)
+        ls, rs = (std, adv) if left_arm == standard else (adv, std)
         pref = "left" if ls > rs else "right" if rs > ls else "none"
         ratings.append(
             {
@@ -188,13 +131,25 @@ def main() -> None:
     parser.add_argument(
         "--lmm-cases", type=int, default=150, help="cases in the statsmodels comparison subsample"
     )
+    parser.add_argument("--no-r", action="store_true", help="do not time the R (CLMM) fit")
+    parser.add_argument(
+        "--r-cases", type=int, default=None, help="cases in the timed R fit (default: all)"
+    )
+    parser.add_argument(
+        "--r-all-fits",
+        action="store_true",
+        help="also time the likelihood-ratio null model and the random-slope sensitivity model "
+        "(about 10 minutes at 6 x 2,000 x 2 on a busy 2-core machine)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.sqlite'}")
         upgrade_database(engine)
         factory = make_sessionmaker(engine)
-        t_build, study_id = timed(lambda: build_study(factory(), args.raters, args.cases))
+        t_build, study_id = timed(
+            lambda: build_study(factory(), Path(tmp), args.raters, args.cases)
+        )
         print(
             f"study: {args.raters} raters x {args.cases} cases x 2 arms "
             f"({args.raters * args.cases} rated trials), built in {t_build:.1f} s"
@@ -247,8 +202,52 @@ def main() -> None:
             f"  rank-biserial bootstrap, {d.size} diffs x {n_naive} resamples: counts "
             f"{t_fast:.3f} s vs re-ranking {t_slow:.2f} s -> {t_slow / t_fast:.0f}x"
         )
+        if not args.no_r:
+            time_r_fit(scores, args.r_cases, all_fits=args.r_all_fits)
         db.close()
         engine.dispose()
+
+
+def time_r_fit(scores: pd.DataFrame, n_cases: int | None, *, all_fits: bool = False) -> None:
+    """Time the ordinal mixed model in R: the primary fit, and with `all_fits` the
+    likelihood-ratio null model and the random-slope sensitivity model as the page runs them.
+    Not part of the in-app analysis, which runs R cached / in the background."""
+    if rscript() is None:
+        print(f"\nR fit: not timed, Rscript not found ({INSTALL_HINT})")
+        return
+    if n_cases is not None:
+        keep = sorted(scores["case"].unique())[:n_cases]
+        scores = scores[scores["case"].isin(keep)]
+    n_obs = int((scores["item"] == "highlight").sum())
+    t0 = time.perf_counter()
+    res = fit_clmm(
+        scores,
+        item="highlight",
+        reference="standard",
+        timeout_s=3600,
+        sensitivity=all_fits,
+        lrt=all_fits,
+    )
+    total = time.perf_counter() - t0
+    prim = (res.get("primary") or {}).get("seconds") or 0.0
+    sens = (res.get("sensitivity") or {}).get("seconds") or 0.0
+    if all_fits:
+        print(
+            f"\nR ordinal::clmm, {n_obs} scores ({res['status']}): primary {prim:.1f} s, "
+            f"LRT null model {max(total - prim - sens, 0):.1f} s (incl. R start-up), "
+            f"random-slope sensitivity {sens:.1f} s, total {total:.1f} s (a background job on "
+            "the page)"
+        )
+    else:
+        print(
+            f"\nR ordinal::clmm primary fit, {n_obs} scores ({res['status']}): {prim:.1f} s "
+            f"({total:.1f} s with R start-up and I/O); --r-all-fits adds the LRT null and "
+            "sensitivity models"
+        )
+    for e in (res.get("primary") or {}).get("arm_effects") or []:
+        print(f"  OR {e['odds_ratio']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]")
+    if res.get("message"):
+        print(f"  {res['message']}")
 
 
 def _statsmodels_lmm(sub: pd.DataFrame) -> float:

@@ -32,6 +32,8 @@ from app.models import (
 from app.models.base import utcnow
 from app.storage import Storage, sha256_hex
 
+NO_FILE = "-"  # the stored path of a file `make_open_study(files=False)` did not write
+
 DEFAULT_ITEMS: list[dict[str, object]] = [
     {
         "key": "highlight",
@@ -98,6 +100,19 @@ def _overlay_rgba(m: np.ndarray) -> np.ndarray:
     return (rgba * 255).round().astype(np.uint8)
 
 
+FIELD_SIZE = 256  # ml.explain.field.FIELD_SIZE: every map field of a study has this size
+
+
+def _field_npy(m: np.ndarray) -> bytes:
+    """The map as the generation job stores it for raters: a fixed-size uint8 .npy field."""
+    h, w = m.shape
+    rows = ((np.arange(FIELD_SIZE) + 0.5) * h / FIELD_SIZE).astype(int)
+    cols = ((np.arange(FIELD_SIZE) + 0.5) * w / FIELD_SIZE).astype(int)
+    buf = io.BytesIO()
+    np.save(buf, np.rint(np.clip(m[np.ix_(rows, cols)], 0, 1) * 255).astype(np.uint8))
+    return buf.getvalue()
+
+
 def _add_image(db: Session, store: Storage, pixels: np.ndarray, name: str, label: int) -> Image:
     data = _png(pixels)
     display = store.put_content("images", data, ".png")
@@ -116,6 +131,25 @@ def _add_image(db: Session, store: Storage, pixels: np.ndarray, name: str, label
         input_path=store.put_random("images", npy.getvalue(), ".npy"),
         window_center=None,
         window_width=None,
+        labels={"pneumonia": label},
+        meta={},
+    )
+    db.add(image)
+    return image
+
+
+def _placeholder_image(db: Session, name: str, size: int, label: int) -> Image:
+    """An image row without files: enough for exports and analysis, which never read pixels."""
+    image = Image(
+        sha256=secrets.token_hex(32),
+        source_filename=name,
+        modality="DX",
+        width=size,
+        height=size,
+        channels=1,
+        display_path=NO_FILE,
+        thumb_path=NO_FILE,
+        input_path=NO_FILE,
         labels={"pneumonia": label},
         meta={},
     )
@@ -158,9 +192,13 @@ def make_open_study(
         "Score how well each map highlights the regions that support the finding, then "
         "say which map you prefer."
     ),
+    files: bool = True,
 ) -> Study:
     """An OPEN two-arm study with maps and a trial sequence for each rater (flushed, not
-    committed). `images` (real PNGs) replace the synthetic radiographs when given."""
+    committed). `images` (real PNGs) replace the synthetic radiographs when given.
+
+    `files=False` writes no image or map files and no map rows (the paths are `NO_FILE`): the
+    same design, fast enough for thousands of cases, for exports, analysis and benchmarks."""
     rng = np.random.default_rng(seed)
     store = Storage(Path(data_dir))
     study = Study(
@@ -169,7 +207,7 @@ def make_open_study(
         status=StudyStatus.open.value,
         seed=seed,
         items=[dict(item) for item in DEFAULT_ITEMS],
-        saliency={"method": "gradient", "colormap": "hot", "overlay_opacity": 0.6},
+        saliency={"colormap": "hot", "opacity": 0.6},
         allow_back=allow_back,
         repeat_fraction=0.0,
         opened_at=utcnow(),
@@ -205,6 +243,9 @@ def make_open_study(
     count = len(sources) if sources else n_images
     cases: list[Image] = []
     for i in range(count):
+        if not files:
+            cases.append(_placeholder_image(db, f"synthetic_{seed}_{i}.png", size, label=i % 2))
+            continue
         if sources:
             pixels = np.asarray(PILImage.open(sources[i]).convert("L"))
             name_i = sources[i].name
@@ -217,7 +258,7 @@ def make_open_study(
     for pos, case in enumerate(cases):
         db.add(StudyImage(study_id=study.id, image_id=case.id, position=pos))
         h, w = case.height, case.width
-        for arm in arms:
+        for arm in arms if files else []:
             m = _saliency(rng, h, w, smooth=arm.position == 1)
             raw = io.BytesIO()
             np.save(raw, m.astype(np.float16))
@@ -228,6 +269,7 @@ def make_open_study(
                     target="pneumonia",
                     raw_path=store.put_random("maps", raw.getvalue(), ".npy"),
                     overlay_path=store.put_random("maps", _png(_overlay_rgba(m)), ".png"),
+                    field_path=store.put_random("maps", _field_npy(m), ".npy"),
                     prediction={"pneumonia": float(rng.uniform(0.2, 0.9))},
                     provenance={"method": "gradient", "factory": True},
                 )

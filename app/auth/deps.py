@@ -99,6 +99,10 @@ async def verify_csrf(
     """
     if getattr(request.state, "auth_via", None) == "bearer":
         return
+    if session is None and getattr(request.state, "audience", None) != "public":
+        # Route dependencies run before the role check: without this, an anonymous caller
+        # would hear "forged form" (403) where the truth, and the API contract, is 401.
+        raise Unauthorized("Please log in.")
     expected = session.csrf_token if session is not None else request.cookies.get("radsal_csrf")
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:

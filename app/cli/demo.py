@@ -1,14 +1,26 @@
-"""`radsal demo`: build the demo study (app.demo.pipeline) and serve it."""
+"""`radsal demo`: build the demo study (app.demo.pipeline) and serve it.
+
+The options' defaults are `DemoOptions`' (written once, in app.demo.options); the build itself
+(torch, ml) loads only when the command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from app.config import Settings
+from app.cli import serve
+from app.config import Settings, get_settings
+from app.demo.options import MODALITIES, DataError, DemoError, DemoOptions
+from app.demo.reset import reset_demo
+from app.demo.summary import format_summary
+from app.errors import DomainError
+
+# Options that fill a DemoOptions field of the same name (the rest drive the command itself).
+_OPTION_FIELDS = {f.name for f in fields(DemoOptions)} - {"progress"}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,61 +38,47 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument(
         "--data",
         type=Path,
-        default=None,
         help="your own images instead of synthetic lesions: a folder with train/ and val/ "
         "class folders, a CSV, or a folder holding labels.csv (e.g. the NIH chest X-rays)",
+    )
+    p.add_argument(
+        "--modality",
+        choices=MODALITIES,
+        help="synthetic data: X-ray PNGs, or CT (HU, lung/mediastinum windows) / MR as real "
+        "DICOM files (default %(default)s)",
     )
     p.add_argument("--reset", action="store_true", help="delete the demo and its SQLite DB first")
     p.add_argument("--no-serve", action="store_true", help="build only, do not start the server")
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs per model (default 8)")
-    p.add_argument("--image-size", type=int, default=64, help="model input size (default 64)")
-    p.add_argument("--n-images", type=int, default=48, help="cases in the study (default 48)")
-    p.add_argument("--n-train", type=int, default=300, help="synthetic training images (300)")
-    p.add_argument("--raters", type=int, default=6, help="raters invited (default 6)")
-    p.add_argument("--arch", default="resnet_tiny", help="model architecture (resnet_tiny)")
-    p.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed for data, training and design")
+    p.add_argument("--epochs", type=int, help="training epochs per model (default %(default)s)")
+    p.add_argument("--image-size", type=int, help="model input size (default %(default)s)")
+    p.add_argument("--n-images", type=int, help="cases in the study (default %(default)s)")
+    p.add_argument("--n-train", type=int, help="synthetic training images (%(default)s)")
+    p.add_argument("--raters", type=int, help="raters invited (default %(default)s)")
+    p.add_argument("--arch", help="model architecture (%(default)s)")
+    p.add_argument("--batch-size", type=int, help="training batch size (default %(default)s)")
+    p.add_argument("--seed", type=int, help="seed for data, training and design")
     p.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="CPU threads for torch (default 1: fastest for the tiny default models, "
+        help="CPU threads for torch (default %(default)s: fastest for the tiny default models, "
         "especially on a busy machine)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=main)
+    defaults = DemoOptions()
+    p.set_defaults(func=main, **{name: getattr(defaults, name) for name in _OPTION_FIELDS})
 
 
 def main(args: argparse.Namespace) -> int:
-    from app.cli import serve
-    from app.config import get_settings
-    from app.demo.data import DataError
-    from app.demo.pipeline import (
-        DemoError,
-        DemoOptions,
-        build_demo,
-        format_summary,
-        reset_demo,
-    )
-    from app.errors import DomainError
+    # Imported here, not at the top: every `radsal` command (`radsal serve` too) imports this
+    # module to build its parser, and the build pulls in torch and ml.
+    from app.demo.pipeline import build_demo
 
     settings = get_settings()
     try:
-        options = DemoOptions(
-            data=args.data,
-            epochs=args.epochs,
-            image_size=args.image_size,
-            n_train=args.n_train,
-            n_images=args.n_images,
-            raters=args.raters,
-            arch=args.arch,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            threads=args.threads,
-            progress=not args.no_progress,
-        )
+        given = {name: getattr(args, name) for name in _OPTION_FIELDS}
+        options = DemoOptions(**given, progress=not args.no_progress)
         if args.reset:
             removed = reset_demo(settings)
             print(f"reset: removed {len(removed)} demo file(s) and folder(s)", file=sys.stderr)

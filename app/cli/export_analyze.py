@@ -44,6 +44,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     ana.add_argument("--json", action="store_true", help="print the full analysis as JSON")
     ana.add_argument("--report", type=Path, default=None, help="also write the HTML report here")
     ana.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (CIs of r)")
+    ana.add_argument(
+        "--no-r",
+        action="store_true",
+        help="skip the ordinal mixed model (R's ordinal::clmm); by default it is fitted, "
+        "or read from the cache, and the command waits for it",
+    )
     ana.set_defaults(func=main_analyze)
 
 
@@ -95,9 +101,18 @@ def main_analyze(args: argparse.Namespace) -> int:
     from app.services.results.analysis import analyze_study
     from app.services.results.report import render_report
 
+    def progress(step: str) -> None:
+        print(f"radsal analyze: R {step}", file=sys.stderr, flush=True)
+
     try:
         with cli_session(readonly=True) as db:
-            result = analyze_study(db, resolve_study(db, args.study), n_boot=args.n_boot)
+            result = analyze_study(
+                db,
+                resolve_study(db, args.study),
+                n_boot=args.n_boot,
+                clmm="off" if args.no_r else "wait",
+                clmm_progress=progress,
+            )
     except DomainError as exc:
         print(f"radsal analyze: {exc.message}", file=sys.stderr)
         return 2
@@ -163,6 +178,8 @@ def format_text(a: dict[str, Any]) -> str:
                 f"  LMM {f['term']}: {_f(f['estimate'], 3)} [{_f(f['ci_low'], 3)}, "
                 f"{_f(f['ci_high'], 3)}] p={_p(f['p_value'])}"
             )
+        lines.extend(_reviewer_lines(item))
+    lines.extend(_study_lines(a))
     for pref in a["preferences"]:
         pb, sb = pref["prefer_b"], pref["side_bias"]
         lines.append(
@@ -171,3 +188,78 @@ def format_text(a: dict[str, Any]) -> str:
             f"(p={_p(sb['p_value'])})"
         )
     return "\n".join(lines)
+
+
+def _reviewer_lines(item: dict[str, Any]) -> list[str]:
+    """OR-MRMC, CLMM, VGC and power lines of one item."""
+    lines: list[str] = []
+    rv = item.get("reviewer") or {}
+    mrmc = rv.get("mrmc") or {}
+    for c in mrmc.get("comparisons") or []:
+        lines.append(
+            f"  OR-MRMC {c['difference']}: {_f(c['estimate'], 3)} [{_f(c['ci_low'], 3)}, "
+            f"{_f(c['ci_high'], 3)}] df={_f(c['df'], 1)} p={_p(c['p_value'])} "
+            "(readers and cases random)"
+        )
+    if mrmc.get("note"):
+        lines.append(f"  OR-MRMC: {mrmc['note']}")
+    clmm = item.get("clmm") or {}
+    effects = (clmm.get("primary") or {}).get("arm_effects") or []
+    for e in effects:
+        lines.append(
+            f"  CLMM (R) {e['arm']}: OR {_f(e['odds_ratio'])} [{_f(e['ci_low'])}, "
+            f"{_f(e['ci_high'])}] p={_p(e['p_value'])}"
+        )
+    for e in (clmm.get("sensitivity") or {}).get("arm_effects") or []:
+        lines.append(
+            f"  CLMM sensitivity (random arm slope) {e['arm']}: OR {_f(e['odds_ratio'])} "
+            f"[{_f(e['ci_low'])}, {_f(e['ci_high'])}]"
+        )
+    if clmm.get("message"):
+        lines.append(f"  CLMM: {clmm['message']}")
+    for v in rv.get("vgc") or []:
+        if v.get("auc") is not None:
+            lines.append(
+                f"  VGC {v['comparison']}: AUC {_f(v['auc'], 3)} [{_f(v['ci_low'], 3)}, "
+                f"{_f(v['ci_high'], 3)}] (two-way bootstrap)"
+            )
+        else:
+            lines.append(f"  VGC {v['comparison']}: {v['note']}")
+    power = rv.get("power") or {}
+    if power.get("grid"):
+        best = max(power["grid"], key=lambda g: (g["power"], -g["readers"], -g["cases"]))
+        lines.append(
+            f"  power (effect {_f(power['effect'], 3)}, alpha {power['alpha']}): "
+            f"{_f(best['power'])} with {best['readers']} readers x {best['cases']} cases; "
+            "full grid: radsal power"
+        )
+    elif power.get("note"):
+        lines.append(f"  power: {power['note']}")
+    return lines
+
+
+def _study_lines(a: dict[str, Any]) -> list[str]:
+    """Primary analysis and rater quality flags."""
+    lines: list[str] = []
+    pre = a.get("preregistration")
+    if pre:
+        o, plan = pre["outcome"], pre["plan"]
+        state = "pre-registered" if plan["registered"] else "default, not pre-registered"
+        if o.get("estimate") is not None:
+            verdict = (
+                ""
+                if o.get("significant") is None
+                else (" (significant)" if o["significant"] else " (not significant)")
+            )
+            lines.append(
+                f"\nPrimary analysis ({state}): {plan['label']}, item {pre['item']}: "
+                f"{o['measure']} {_f(o['estimate'], 3)} [{_f(o['ci_low'], 3)}, "
+                f"{_f(o['ci_high'], 3)}] p={_p(o['p_value'])}{verdict} at alpha {plan['alpha']}"
+            )
+        else:
+            lines.append(f"\nPrimary analysis ({state}): {plan['label']}: {o.get('note')}")
+    quality = a.get("quality") or {}
+    for r in quality.get("raters") or []:
+        for flag in r["flags"]:
+            lines.append(f"  quality flag, {r['rater']}: {flag}")
+    return lines

@@ -17,6 +17,7 @@ APP_COMMAND_MODULES = (
     "app.cli.db",
     "app.cli.users",
     "app.cli.export_analyze",
+    "app.cli.power",
 )
 
 

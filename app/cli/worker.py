@@ -1,7 +1,10 @@
 """`radsal worker`: run generation jobs outside the web server (set RADSAL_WORKER=external).
 
 Several workers may run at once on PostgreSQL (tasks are claimed with SKIP LOCKED); on SQLite
-a second worker waits for the first (a file lease in the data directory).
+a second worker waits for the first (a file lease in the data directory). A worker beats while
+it computes (RADSAL_TASK_HEARTBEAT_SECONDS); killing it leaves its task to the next worker once
+the beat is RADSAL_TASK_STALE_SECONDS old, and a task that killed RADSAL_TASK_MAX_ATTEMPTS
+workers fails its job instead of being retried forever.
 """
 
 from __future__ import annotations

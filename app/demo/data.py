@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import random
 import shutil
 from pathlib import Path
 from typing import Any
+
+from app.demo.manifest import fingerprint
+from app.demo.options import DataError
+from ml.data.synthetic import make_lesion_dataset
+from ml.data.synthetic_dicom import make_dicom_dataset
 
 NIH_ATTRIBUTION = (
     "Images: NIH ChestX-ray8/14, provided by the NIH Clinical Center "
@@ -27,15 +31,6 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".tif", "
 FIELDS = ("path", "split", "label", "mask")
 
 
-class DataError(ValueError):
-    """The user's data cannot be used; the message says what is wrong and what is expected."""
-
-
-def fingerprint(value: Any) -> str:
-    """A short stable hash of JSON-able inputs: what the demo's manifest compares."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def prepare_dataset(
     out_dir: Path,
     *,
@@ -44,28 +39,39 @@ def prepare_dataset(
     n_test: int,
     image_size: int,
     seed: int,
+    modality: str = "xray",
 ) -> dict[str, Any]:
     """Write ``out_dir/demo.csv`` and describe it (classes, split sizes, attribution).
 
     ``source`` None generates synthetic lesions (with masks) into ``out_dir``; otherwise the
-    user's folder or CSV is read where it lies: images are never copied.
+    user's folder or CSV is read where it lies: images are never copied. ``modality`` "ct" or
+    "mr" writes the synthetic cases as DICOM files (``ml.data.synthetic_dicom``).
     """
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     if source is None:
-        from ml.data.synthetic import make_lesion_dataset
-
-        root = Path(
-            make_lesion_dataset(
+        n_val = max(16, n_train // 5)
+        if modality == "xray":
+            made = make_lesion_dataset(
                 out_dir,
                 n_train=n_train,
-                n_val=max(16, n_train // 5),
+                n_val=n_val,
                 n_test=n_test,
                 image_size=image_size,
                 seed=seed,
             )
-        )
+        else:
+            made = make_dicom_dataset(
+                out_dir,
+                modality=modality,
+                n_train=n_train,
+                n_val=n_val,
+                n_test=n_test,
+                image_size=image_size,
+                seed=seed,
+            )
+        root = Path(made)
         rows = _read_rows(root / "labels.csv", root)
         attribution = ""
     else:
@@ -83,6 +89,7 @@ def prepare_dataset(
         "classes": classes,
         "counts": counts,
         "source": "synthetic" if source is None else str(source),
+        "modality": modality if source is None else "",
         "attribution": attribution,
         "fingerprint": fingerprint(rows),
     }

@@ -51,6 +51,9 @@ class Image(CreatedAt, Base):
     thumb_path: Mapped[str] = mapped_column(String(500))
     input_path: Mapped[str] = mapped_column(String(500))  # float16 .npy in [0,1], C x H x W
     mask_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Pixels at real depth (.npy: DICOM modality-LUT output, 16-bit PNG values) for the
+    # viewer's window/level; None when the 8-bit display PNG already is the source.
+    source_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     window_center: Mapped[float | None] = mapped_column(Float, nullable=True)
     window_width: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Ground truth: {"class name": 0 | 1}.

@@ -23,6 +23,8 @@ class SaliencyMap(CreatedAt, Base):
     target: Mapped[str] = mapped_column(String(120))
     raw_path: Mapped[str] = mapped_column(String(500))  # float16 .npy, relative to data dir
     overlay_path: Mapped[str] = mapped_column(String(500))  # rendered PNG, relative to data dir
+    # The map as raters get it: a uint8 .npy field of one fixed size (ml.explain.field).
+    field_path: Mapped[str] = mapped_column(String(500))
     prediction: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -54,6 +54,12 @@ class Study(CreatedAt, Base):
     saliency: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     allow_back: Mapped[bool] = mapped_column(Boolean, default=False)
     repeat_fraction: Mapped[float] = mapped_column(Float, default=0.0)
+    # Pre-registered analysis plan, fixed before the study opens: {"primary_analysis", "alpha",
+    # "item", "registered_at"}; empty = none registered (the report then says so).
+    analysis_plan: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Quality-control protocol (issue 15; typed in app.services.study.spec.ProtocolSpec):
+    # practice cases, catch fraction and kinds, anchor-and-rotate design, per-case text.
+    protocol: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
@@ -134,3 +140,7 @@ class Trial(CreatedAt, Base):
         ForeignKey("trials.id", ondelete="SET NULL"), nullable=True
     )
     first_shown_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Quality-control role (app.services.study.protocol), researcher-only: None for an ordinary
+    # trial, {"phase": "practice"}, or {"catch": "same"|"randomised", "catch_arm": arm id,
+    # "real_side": "left"|"right"|None}. Never part of a rater-facing payload.
+    protocol: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -10,15 +10,22 @@ from fastapi import FastAPI
 ROUTE_MODULES = (
     "app.routes.health",
     "app.routes.auth",
+    "app.routes.oidc",
     "app.routes.home",
     "app.routes.users",
     "app.routes.checkpoints",
     "app.routes.images",
     "app.routes.studies",
+    "app.routes.trial_browser",
+    "app.routes.study_rounds",
+    "app.routes.study_live",
+    "app.routes.map_metrics",
     "app.routes.jobs",
     "app.routes.admin",
     "app.routes.rater",
+    "app.routes.viewer",
     "app.routes.analysis",
+    "app.routes.apidocs",
 )
 
 

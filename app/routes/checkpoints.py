@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from app.auth.deps import Csrf, DbSession, StaffUser
-from app.errors import DomainError
+from app.auth.deps import AdminUser, Csrf, DbSession, StaffUser
+from app.errors import Conflict, DomainError
 from app.handlers import error_json
+from app.ids import DbId
 from app.services.catalog import checkpoints as service
-from app.web import render
+from app.services.catalog import removal
+from app.services.catalog.schemas import CheckpointOut, CheckpointUploadOut
+from app.storage import Storage
+from app.web import client_ip, render
 
 router = APIRouter(tags=["checkpoints"])
 api_router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
@@ -31,8 +36,15 @@ def _hints(
 
 # --- pages --------------------------------------------------------------------------------------
 @router.get("/checkpoints", include_in_schema=False)
-def checkpoints_page(request: Request, db: DbSession, _user: StaffUser) -> Response:
-    return render(request, "checkpoints.html", {"rows": service.list_checkpoints(db), "form": {}})
+def checkpoints_page(
+    request: Request, db: DbSession, _user: StaffUser, deleted: int | None = None
+) -> Response:
+    flash = "Checkpoint deleted." if deleted else None
+    return render(
+        request,
+        "checkpoints.html",
+        {"rows": service.list_checkpoints(db), "form": {}, "flash": flash, "flash_kind": "ok"},
+    )
 
 
 @router.post("/checkpoints", dependencies=[Csrf], include_in_schema=False)
@@ -83,18 +95,63 @@ def checkpoints_upload(
 
 @router.get("/checkpoints/{checkpoint_id}", include_in_schema=False)
 def checkpoint_page(
-    request: Request, db: DbSession, _user: StaffUser, checkpoint_id: int, done: str = ""
+    request: Request, db: DbSession, _user: StaffUser, checkpoint_id: DbId, done: str = ""
 ) -> Response:
-    ckpt = service.get_checkpoint(db, checkpoint_id)
     flash = {
         "imported": "Checkpoint verified and stored.",
         "duplicate": "This file was already uploaded; showing the existing checkpoint.",
     }.get(done)
+    return _detail(request, db, checkpoint_id, flash=flash)
+
+
+def _detail(
+    request: Request,
+    db: DbSession,
+    checkpoint_id: int,
+    *,
+    flash: str | None = None,
+    flash_kind: str = "ok",
+    status_code: int = 200,
+) -> Response:
+    ckpt = service.get_checkpoint(db, checkpoint_id)
     return render(
         request,
         "checkpoints_detail.html",
-        {"ckpt": ckpt, "info": service.checkpoint_json(ckpt), "flash": flash, "flash_kind": "ok"},
+        {
+            "ckpt": ckpt,
+            "info": service.checkpoint_json(ckpt),
+            "used_by": removal.checkpoint_studies(db, ckpt),
+            "flash": flash,
+            "flash_kind": flash_kind,
+        },
+        status_code=status_code,
     )
+
+
+def _remove_files(data_dir: Path, files: list[str]) -> None:
+    """After the commit (a background task runs once the response is sent)."""
+    store = Storage(data_dir)
+    for rel in files:
+        store.delete(rel)
+
+
+@router.post("/checkpoints/{checkpoint_id}/delete", dependencies=[Csrf], include_in_schema=False)
+def checkpoint_delete(
+    request: Request,
+    db: DbSession,
+    admin: AdminUser,
+    checkpoint_id: DbId,
+    tasks: BackgroundTasks,
+) -> Response:
+    ckpt = service.get_checkpoint(db, checkpoint_id)
+    try:
+        files = removal.delete_checkpoint(db, actor=admin, ckpt=ckpt, ip=client_ip(request))
+    except Conflict as exc:
+        return _detail(
+            request, db, checkpoint_id, flash=exc.message, flash_kind="error", status_code=409
+        )
+    tasks.add_task(_remove_files, request.app.state.settings.data_dir, files)
+    return RedirectResponse("/checkpoints?deleted=1", status_code=303)
 
 
 # --- API ----------------------------------------------------------------------------------------
@@ -102,10 +159,14 @@ def checkpoint_page(
     "",
     dependencies=[Csrf],
     status_code=201,
-    responses={200: {"description": "Duplicate: the existing checkpoint"}},
+    response_model=CheckpointUploadOut,
+    responses={
+        200: {"model": CheckpointUploadOut, "description": "Duplicate: the existing checkpoint"}
+    },
 )
 def api_upload(
     request: Request,
+    response: Response,
     db: DbSession,
     user: StaffUser,
     file: Annotated[
@@ -117,7 +178,7 @@ def api_upload(
     class_names: Annotated[str, Form(max_length=2000, description="comma-separated")] = "",
     image_size: Annotated[str, Form(max_length=8)] = "",
     in_channels: Annotated[str, Form(max_length=2)] = "",
-) -> JSONResponse:
+) -> dict[str, Any] | JSONResponse:
     """Verify (weights only, rebuilt, one dummy forward) and store a checkpoint.
 
     201 with the checkpoint; 200 with `"duplicate": true` when the same file (SHA-256) exists.
@@ -134,15 +195,32 @@ def api_upload(
         )
     except DomainError as exc:  # returned, not raised: the refusal's audit event commits
         return error_json(exc)
-    body = {**service.checkpoint_json(ckpt), "duplicate": duplicate}
-    return JSONResponse(body, status_code=200 if duplicate else 201)
+    response.status_code = 200 if duplicate else 201
+    return {**service.checkpoint_json(ckpt), "duplicate": duplicate}
 
 
-@api_router.get("")
+@api_router.get("", response_model=list[CheckpointOut])
 def api_list(db: DbSession, _user: StaffUser) -> list[dict[str, Any]]:
     return [service.checkpoint_json(c) for c in service.list_checkpoints(db)]
 
 
-@api_router.get("/{checkpoint_id}")
-def api_get(db: DbSession, _user: StaffUser, checkpoint_id: int) -> dict[str, Any]:
+@api_router.get("/{checkpoint_id}", response_model=CheckpointOut)
+def api_get(db: DbSession, _user: StaffUser, checkpoint_id: DbId) -> dict[str, Any]:
     return service.checkpoint_json(service.get_checkpoint(db, checkpoint_id))
+
+
+@api_router.delete(
+    "/{checkpoint_id}", dependencies=[Csrf], status_code=204, response_class=Response
+)
+def api_delete(
+    request: Request,
+    db: DbSession,
+    admin: AdminUser,
+    checkpoint_id: DbId,
+    tasks: BackgroundTasks,
+) -> Response:
+    """409 naming the studies whose arm it is; an unused checkpoint's row and file go."""
+    ckpt = service.get_checkpoint(db, checkpoint_id)
+    files = removal.delete_checkpoint(db, actor=admin, ckpt=ckpt, ip=client_ip(request))
+    tasks.add_task(_remove_files, request.app.state.settings.data_dir, files)
+    return Response(status_code=204)

@@ -2,33 +2,44 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from app.auth.deps import Csrf, DbSession, StaffUser
-from app.errors import DomainError, TooLarge
+from app.auth.deps import AdminUser, Csrf, DbSession, StaffUser
+from app.errors import Conflict, DomainError, Invalid, TooLarge
 from app.handlers import error_json
+from app.ids import DbId
 from app.services.catalog import images as service
-from app.services.catalog.images import ImportReport
+from app.services.catalog import removal
+from app.services.catalog.images import ImportReport, Upload
+from app.services.catalog.ingest_zip import is_zip
+from app.services.catalog.schemas import ImageOut, ImportReportOut, LabelsIn
 from app.storage import Storage
-from app.web import render
+from app.web import client_ip, render
 
 router = APIRouter(tags=["images"])
 api_router = APIRouter(prefix="/images", tags=["images"])
 
 
-def _read_uploads(request: Request, files: list[UploadFile]) -> list[tuple[str, bytes]]:
+def _read_uploads(request: Request, files: list[UploadFile]) -> list[Upload]:
+    """The uploaded files: a ZIP stays in the temporary file Starlette spooled it to (it is
+    expanded member by member from there), any other file is read into memory."""
     limit = request.app.state.settings.max_upload_mb * 2**20
-    out: list[tuple[str, bytes]] = []
+    out: list[Upload] = []
     total = 0
     for f in files:
-        data = f.file.read(limit + 1)
-        total += len(data)
+        name = f.filename or f"file{len(out) + 1}"
+        f.file.seek(0, 2)
+        total += f.file.tell()
+        f.file.seek(0)
         if total > limit:
             raise TooLarge(f"Upload too large: the limit is {limit // 2**20} MiB.")
-        out.append((f.filename or f"file{len(out) + 1}", data))
+        head = f.file.read(4)
+        f.file.seek(0)
+        out.append((name, f.file if is_zip(name, head) else f.file.read()))
     return out
 
 
@@ -80,10 +91,13 @@ def images_page(
     modality: str = "",
     imported: int | None = None,
     duplicates: int | None = None,
+    deleted: int | None = None,
 ) -> Response:
     flash = None
     if imported is not None:
         flash = f"Imported {imported} image(s); {duplicates or 0} duplicate(s) were already stored."
+    if deleted is not None:
+        flash = f"Image #{deleted} deleted."
     return _page(request, db, label=label, modality=modality, flash=flash)
 
 
@@ -112,12 +126,87 @@ def images_upload(
     )
 
 
-@router.get("/images/{image_id}", include_in_schema=False)
-def image_page(request: Request, db: DbSession, _user: StaffUser, image_id: int) -> Response:
+def _detail(
+    request: Request,
+    db: DbSession,
+    image_id: int,
+    *,
+    flash: str | None = None,
+    flash_kind: str = "ok",
+    labels_text: str | None = None,
+    status_code: int = 200,
+) -> Response:
     image = service.get_image(db, image_id)
+    info = service.image_json(image)
     return render(
-        request, "images_detail.html", {"image": image, "info": service.image_json(image)}
+        request,
+        "images_detail.html",
+        {
+            "image": image,
+            "info": info,
+            "used_by": removal.image_studies(db, image),
+            "labels_text": labels_text
+            if labels_text is not None
+            else ", ".join(f"{k}={v}" for k, v in sorted((image.labels or {}).items())),
+            "flash": flash,
+            "flash_kind": flash_kind,
+        },
+        status_code=status_code,
     )
+
+
+@router.get("/images/{image_id}", include_in_schema=False)
+def image_page(
+    request: Request, db: DbSession, _user: StaffUser, image_id: DbId, done: str = ""
+) -> Response:
+    return _detail(request, db, image_id, flash={"labels": "Labels saved."}.get(done))
+
+
+def _remove_files(data_dir: Path, files: list[str]) -> None:
+    """After the commit (a background task runs once the response is sent)."""
+    store = Storage(data_dir)
+    for rel in files:
+        store.delete(rel)
+
+
+@router.post("/images/{image_id}/delete", dependencies=[Csrf], include_in_schema=False)
+def image_delete(
+    request: Request, db: DbSession, admin: AdminUser, image_id: DbId, tasks: BackgroundTasks
+) -> Response:
+    image = service.get_image(db, image_id)
+    try:
+        files = removal.delete_image(db, actor=admin, image=image, ip=client_ip(request))
+    except Conflict as exc:
+        return _detail(
+            request, db, image_id, flash=exc.message, flash_kind="error", status_code=409
+        )
+    tasks.add_task(_remove_files, request.app.state.settings.data_dir, files)
+    return RedirectResponse(f"/images?deleted={image_id}", status_code=303)
+
+
+@router.post("/images/{image_id}/labels", dependencies=[Csrf], include_in_schema=False)
+def image_labels(
+    request: Request,
+    db: DbSession,
+    user: StaffUser,
+    image_id: DbId,
+    labels: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    image = service.get_image(db, image_id)
+    try:
+        parsed = removal.parse_labels(labels)
+        removal.set_labels(db, actor=user, image=image, labels=parsed, ip=client_ip(request))
+    except (Invalid, Conflict) as exc:
+        return _detail(
+            request,
+            db,
+            image_id,
+            flash=exc.message,
+            flash_kind="error",
+            labels_text=labels,
+            status_code=exc.status_code,
+        )
+    return RedirectResponse(f"/images/{image_id}?done=labels", status_code=303)
 
 
 def _file(request: Request, rel: str) -> FileResponse:
@@ -128,19 +217,26 @@ def _file(request: Request, rel: str) -> FileResponse:
 
 
 @router.get("/images/{image_id}/display.png", include_in_schema=False)
-def image_display(request: Request, db: DbSession, _user: StaffUser, image_id: int) -> Response:
+def image_display(request: Request, db: DbSession, _user: StaffUser, image_id: DbId) -> Response:
     return _file(request, service.get_image(db, image_id).display_path)
 
 
 @router.get("/images/{image_id}/thumb.png", include_in_schema=False)
-def image_thumb(request: Request, db: DbSession, _user: StaffUser, image_id: int) -> Response:
+def image_thumb(request: Request, db: DbSession, _user: StaffUser, image_id: DbId) -> Response:
     return _file(request, service.get_image(db, image_id).thumb_path)
 
 
 # --- API ----------------------------------------------------------------------------------------
-@api_router.post("", dependencies=[Csrf], status_code=201)
+@api_router.post(
+    "",
+    dependencies=[Csrf],
+    status_code=201,
+    response_model=ImportReportOut,
+    responses={200: {"model": ImportReportOut, "description": "Every file was a duplicate"}},
+)
 def api_upload(
     request: Request,
+    response: Response,
     db: DbSession,
     user: StaffUser,
     files: Annotated[
@@ -149,16 +245,17 @@ def api_upload(
     labels_csv: Annotated[
         UploadFile | None, File(description="filename,<class>,… with 0/1 values")
     ] = None,
-) -> JSONResponse:
+) -> dict[str, Any] | JSONResponse:
     """Ingest images all-or-nothing; the body is the per-file report (422 lists every file)."""
     try:
         report = _import(request, db, user, files, labels_csv)
     except DomainError as exc:  # returned, not raised: the refusal's audit event commits
         return error_json(exc)
-    return JSONResponse(report.as_json(), status_code=201 if report.imported else 200)
+    response.status_code = 201 if report.imported else 200
+    return report.as_json()
 
 
-@api_router.get("")
+@api_router.get("", response_model=list[ImageOut])
 def api_list(
     db: DbSession, _user: StaffUser, label: str = "", modality: str = ""
 ) -> list[dict[str, Any]]:
@@ -166,6 +263,29 @@ def api_list(
     return [service.image_json(i) for i in rows]
 
 
-@api_router.get("/{image_id}")
-def api_get(db: DbSession, _user: StaffUser, image_id: int) -> dict[str, Any]:
+@api_router.get("/{image_id}", response_model=ImageOut)
+def api_get(db: DbSession, _user: StaffUser, image_id: DbId) -> dict[str, Any]:
     return service.image_json(service.get_image(db, image_id))
+
+
+@api_router.delete("/{image_id}", dependencies=[Csrf], status_code=204, response_class=Response)
+def api_delete(
+    request: Request, db: DbSession, admin: AdminUser, image_id: DbId, tasks: BackgroundTasks
+) -> Response:
+    """409 with the studies that use it; an unused image's row and files go."""
+    image = service.get_image(db, image_id)
+    files = removal.delete_image(db, actor=admin, image=image, ip=client_ip(request))
+    tasks.add_task(_remove_files, request.app.state.settings.data_dir, files)
+    return Response(status_code=204)
+
+
+@api_router.put("/{image_id}/labels", dependencies=[Csrf], response_model=ImageOut)
+def api_set_labels(
+    request: Request, db: DbSession, user: StaffUser, image_id: DbId, body: LabelsIn
+) -> dict[str, Any]:
+    """Replace the ground-truth labels; 409 once a study past its draft uses the image."""
+    image = service.get_image(db, image_id)
+    text = ", ".join(f"{k}={v}" for k, v in body.labels.items())
+    labels = removal.parse_labels(text)
+    removal.set_labels(db, actor=user, image=image, labels=labels, ip=client_ip(request))
+    return service.image_json(image)

@@ -15,13 +15,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.auth.deps import Csrf, DbSession, RaterUser
+from app.ids import BodyInt, DbId
 from app.models import User
 from app.services.reading import trials
 from app.services.reading.rating import RatingSubmission, submit_rating
+from app.services.reading.schemas import DoneViewOut, TrialViewOut
 from app.storage import Storage
 from app.web import HOTKEYS, render
 
@@ -42,7 +43,7 @@ def rater_home(request: Request, db: DbSession, user: RaterUser) -> HTMLResponse
 
 
 @router.get("/rate/{study_id}", include_in_schema=False)
-def continue_study(study_id: int, db: DbSession, user: RaterUser) -> RedirectResponse:
+def continue_study(study_id: DbId, db: DbSession, user: RaterUser) -> RedirectResponse:
     study = trials.rater_study(db, user, study_id)
     prog = trials.progress(db, study.id, user.id)
     if prog.resume_token is None:
@@ -52,7 +53,7 @@ def continue_study(study_id: int, db: DbSession, user: RaterUser) -> RedirectRes
 
 
 @router.get("/rate/{study_id}/done", response_class=HTMLResponse, include_in_schema=False)
-def study_done(request: Request, study_id: int, db: DbSession, user: RaterUser) -> Response:
+def study_done(request: Request, study_id: DbId, db: DbSession, user: RaterUser) -> Response:
     study = trials.rater_study(db, user, study_id)
     prog = trials.progress(db, study.id, user.id)
     if not prog.done and study.status == "open":
@@ -84,7 +85,7 @@ def trial_page(
     )
 
 
-def _image_response(request: Request, token: str, slot: str, db: Session, user: User) -> Response:
+def _image_response(request: Request, token: str, slot: str, db: DbSession, user: User) -> Response:
     storage = Storage(request.app.state.settings.data_dir)
     path = trials.trial_file(db, storage, user, token, slot)
     data = path.read_bytes()
@@ -97,27 +98,29 @@ def _image_response(request: Request, token: str, slot: str, db: Session, user: 
     return Response(content=data, media_type="image/png", headers=headers)
 
 
+# The case's display PNG (the localise item draws on it). The maps have no PNG route here:
+# the viewer fetches them as fixed-size fields from `/t/{token}/view/a|b` (app.routes.viewer),
+# because per-arm rendered PNGs differ in byte size by arm (a blinding side channel).
 @router.get("/t/{token}/image.png", include_in_schema=False)
 def trial_image(request: Request, token: str, db: DbSession, user: RaterUser) -> Response:
     return _image_response(request, token, "image", db, user)
-
-
-@router.get("/t/{token}/a.png", include_in_schema=False)
-def trial_map_a(request: Request, token: str, db: DbSession, user: RaterUser) -> Response:
-    return _image_response(request, token, "a", db, user)
-
-
-@router.get("/t/{token}/b.png", include_in_schema=False)
-def trial_map_b(request: Request, token: str, db: DbSession, user: RaterUser) -> Response:
-    return _image_response(request, token, "b", db, user)
 
 
 # ---------------------------------------------------------------------------- JSON API
 class SidePair(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    left: int | None = None
-    right: int | None = None
+    left: BodyInt | None = None
+    right: BodyInt | None = None
+
+
+class FlagIn(BaseModel):
+    """Flag a case: it is skipped, left out of the statistics and listed for the researcher."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Literal["unreadable", "wrong_label", "other"]
+    note: str | None = Field(None, max_length=500)
 
 
 class RatingIn(BaseModel):
@@ -125,12 +128,14 @@ class RatingIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    left_score: int | None = Field(None, description="Map A's score on the first Likert item.")
-    right_score: int | None = Field(None, description="Map B's score on the first Likert item.")
+    left_score: BodyInt | None = Field(None, description="Map A's score on the first Likert item.")
+    right_score: BodyInt | None = Field(None, description="Map B's score on the first Likert item.")
     preference: Literal["left", "right", "none"] | None = None
     comment: str | None = Field(None, max_length=2000)
-    active_ms: int = Field(ge=0, description="Active time on the trial; idle and hidden excluded.")
-    total_ms: int | None = Field(
+    active_ms: BodyInt = Field(
+        ge=0, description="Active time on the trial; idle and hidden excluded."
+    )
+    total_ms: BodyInt | None = Field(
         None, ge=0, description="Wall time on the trial; active_ms above it is clamped to it."
     )
     request_id: str | None = Field(
@@ -138,6 +143,15 @@ class RatingIn(BaseModel):
     )
     scores: dict[str, SidePair] | None = Field(
         None, description='All Likert items: {"item key": {"left": n, "right": n}}.'
+    )
+    answers: dict[str, Any] | None = Field(
+        None,
+        description="Protocol items by key: confidence 1-5, blinding guess left/right/none, "
+        'localise region {"shape": "box"|"ellipse"|"polygon", ...} in 0..1 image coordinates.',
+    )
+    flag: FlagIn | None = Field(None, description="Flag the case and skip it (no other answer).")
+    practice: StrictBool | None = Field(
+        None, description="What the page said the trial is; a mismatch is refused (409)."
     )
 
 
@@ -153,8 +167,10 @@ class RatingOut(BaseModel):
     total_ms: int
 
 
-@api_router.get("/trials/next")
-def api_next_trial(db: DbSession, user: RaterUser, study_id: int | None = None) -> dict[str, Any]:
+@api_router.get(
+    "/trials/next", response_model=TrialViewOut | DoneViewOut, response_model_exclude_unset=True
+)
+def api_next_trial(db: DbSession, user: RaterUser, study_id: DbId | None = None) -> dict[str, Any]:
     """The caller's current trial (in the given or first unfinished open study), or
     `{"done": true}` with the progress when every trial is answered."""
     study, prog = trials.next_trial(db, user, study_id)
@@ -163,7 +179,7 @@ def api_next_trial(db: DbSession, user: RaterUser, study_id: int | None = None) 
     return trials.trial_view(db, trials.open_trial(db, user, prog.resume_token, known=prog))
 
 
-@api_router.get("/trials/{token}")
+@api_router.get("/trials/{token}", response_model=TrialViewOut, response_model_exclude_unset=True)
 def api_trial(token: str, db: DbSession, user: RaterUser) -> dict[str, Any]:
     """One of the caller's trials (409 when it is not theirs to open now, 404 if not theirs)."""
     return trials.trial_view(db, trials.open_trial(db, user, token))
@@ -185,6 +201,9 @@ def api_rate(token: str, body: RatingIn, db: DbSession, user: RaterUser) -> Rati
             total_ms=body.total_ms,
             request_id=body.request_id,
             scores={k: v.model_dump() for k, v in (body.scores or {}).items()},
+            answers=dict(body.answers or {}),
+            flag=body.flag.model_dump() if body.flag is not None else None,
+            practice=body.practice,
         ),
     )
     return RatingOut(

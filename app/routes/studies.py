@@ -6,18 +6,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from app.auth.deps import Csrf, DbSession, StaffUser
-from app.errors import DomainError, NotFound
-from app.models import Role, SaliencyMap, Trial, User
+from app.errors import Conflict, DomainError
+from app.ids import DbId
+from app.services import inference
 from app.services.catalog import checkpoints as ckpt_service
 from app.services.catalog import images as image_service
 from app.services.maps import jobs as job_service
+from app.services.maps.schemas import JobOut
+from app.services.reading import preview
+from app.services.results import protocol as protocol_service
+from app.services.results import quality as quality_service
+from app.services.study import live
+from app.services.study import spec as defaults
 from app.services.study import studies as service
-from app.services.study.spec import COLORMAPS, DEFAULT_LIKERT_QUESTION, StudySpec
+from app.services.study.schemas import RaterProgressOut, StudyOut
+from app.services.study.spec import StudySpec
 from app.storage import Storage
 from app.web import HOTKEYS, render
 
@@ -31,6 +37,48 @@ def _settings(request: Request) -> Any:
 
 
 # --- form parsing (the builder page posts plain fields; the API posts a StudySpec) -------------
+def _ids(value: str) -> list[int]:
+    return [int(v) for v in value.replace(";", ",").split(",") if v.strip().isdigit()]
+
+
+def _protocol_items(form: Mapping[str, Any], text: Any) -> list[dict[str, Any]]:
+    """Confidence, blinding check and localisation items from the builder (issue 15)."""
+    items: list[dict[str, Any]] = []
+    if form.get("item_confidence"):
+        items.append({"key": "confidence", "kind": "confidence", "question": ""})
+    if form.get("item_blinding"):
+        when = "end" if text("blinding_when") == "end" else "trial"
+        question = text("blinding_question")
+        items.append({"key": "blinding", "kind": "blinding", "question": question, "when": when})
+    if text("item_localise") in ("required", "optional"):
+        required = text("item_localise") == "required"
+        items.append({"key": "region", "kind": "localise", "question": "", "required": required})
+    return items
+
+
+def _protocol_from_form(form: Mapping[str, Any], text: Any) -> dict[str, Any]:
+    """The protocol options (practice, catch trials, anchor-and-rotate, per-case text)."""
+    try:
+        fraction = float(text("catch_fraction") or 0)
+    except ValueError:
+        fraction = -1.0  # refused by the spec with a clear message
+    readers = text("readers_per_case")
+    case_text = {}
+    for line in text("case_text").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and value.strip():
+            case_text[key.strip()] = value.strip()
+    kinds = [k for k in ("same", "randomised") if form.get(f"catch_{k}")]
+    return {
+        "practice_image_ids": _ids(text("practice_image_ids")),
+        "catch_fraction": fraction,
+        "catch_kinds": kinds or ["same", "randomised"],
+        "readers_per_case": int(readers) if readers.isdigit() else None,
+        "anchor_image_ids": _ids(text("anchor_image_ids")),
+        "case_text": case_text,
+    }
+
+
 def spec_from_form(form: Mapping[str, Any], getlist: Any) -> dict[str, Any]:
     """Turn the builder's fields into a StudySpec-shaped dict (validation happens later)."""
 
@@ -53,7 +101,7 @@ def spec_from_form(form: Mapping[str, Any], getlist: Any) -> dict[str, Any]:
             {
                 "checkpoint_id": int(ckpt) if ckpt.isdigit() else -1,
                 "bn_route": text(f"arm{n}_route") or None,
-                "method": text(f"arm{n}_method") or "gradient",
+                "method": text(f"arm{n}_method") or defaults.DEFAULT_METHOD,
                 "label": text(f"arm{n}_label") or None,
             }
         )
@@ -61,8 +109,8 @@ def spec_from_form(form: Mapping[str, Any], getlist: Any) -> dict[str, Any]:
         {
             "key": "highlight",
             "kind": "likert",
-            "question": text("item_question") or DEFAULT_LIKERT_QUESTION,
-            "scale": int(number("item_scale", 5)),
+            "question": text("item_question") or defaults.DEFAULT_LIKERT_QUESTION,
+            "scale": int(number("item_scale", defaults.DEFAULT_SCALE)),
             "anchors": [text("item_anchor_low"), text("item_anchor_high")],
         }
     ]
@@ -70,6 +118,7 @@ def spec_from_form(form: Mapping[str, Any], getlist: Any) -> dict[str, Any]:
         items.append({"key": "preference", "kind": "preference", "question": ""})
     if form.get("item_comment"):
         items.append({"key": "comment", "kind": "comment", "question": ""})
+    items += _protocol_items(form, text)
     return {
         "name": text("name"),
         "instructions": text("instructions"),
@@ -77,56 +126,52 @@ def spec_from_form(form: Mapping[str, Any], getlist: Any) -> dict[str, Any]:
         "arms": arms,
         "raters": [str(v) for v in getlist("raters") if v],
         "seed": int(number("seed", 0)),
-        "repeat_fraction": number("repeat_fraction", 0.0),
+        "repeat_fraction": number("repeat_fraction", defaults.DEFAULT_REPEAT_FRACTION),
         "allow_back": bool(form.get("allow_back")),
         "items": items,
+        "protocol": _protocol_from_form(form, text),
         "saliency": {
-            "target": text("target") or "predicted",
-            "postprocess": text("postprocess") or "clip_std",
-            "colormap": text("colormap") or "jet",
-            "opacity": number("opacity", 0.5),
+            "target": text("target") or defaults.DEFAULT_TARGET,
+            "postprocess": text("postprocess") or defaults.DEFAULT_POSTPROCESS,
+            "colormap": text("colormap") or defaults.DEFAULT_COLORMAP,
+            "opacity": number("opacity", defaults.DEFAULT_OPACITY),
         },
     }
 
 
-def _raters(db: Session) -> list[User]:
-    return list(
-        db.scalars(
-            select(User)
-            .where(User.role == Role.rater.value, User.is_active.is_(True))
-            .order_by(User.username)
-        )
-    )
-
-
 def _builder(
     request: Request,
-    db: Session,
+    db: DbSession,
     *,
     values: dict[str, Any] | None = None,
     flash: str | None = None,
     status_code: int = 200,
     label: str = "",
     modality: str = "",
+    errors: object = None,
+    editing: Any = None,
 ) -> Response:
-    from ml.explain import METHODS
-
     return render(
         request,
         "studies/new.html",
         {
             "values": values or {},
+            "errors": field_errors(errors),
+            "editing": editing,
             "checkpoints": ckpt_service.list_checkpoints(db),
             "images": image_service.list_images(db, label=label or None, modality=modality or None),
             "labels": image_service.all_label_names(db),
             "modalities": image_service.all_modalities(db),
             "label": label,
             "modality": modality,
-            "raters": _raters(db),
-            "methods": METHODS,
-            "colormaps": COLORMAPS,
+            "raters": service.active_raters(db),
+            "methods": inference.saliency_methods(),
+            "colormaps": inference.colormaps(),
+            "postprocess_modes": inference.postprocess_modes(),
+            "defaults": defaults.SaliencySettings(),
             "arm_slots": range(MAX_FORM_ARMS),
-            "default_question": DEFAULT_LIKERT_QUESTION,
+            "default_question": defaults.DEFAULT_LIKERT_QUESTION,
+            "default_scale": defaults.DEFAULT_SCALE,
             "flash": flash,
             "flash_kind": "error",
         },
@@ -136,13 +181,16 @@ def _builder(
 
 # --- pages --------------------------------------------------------------------------------------
 @router.get("/studies", include_in_schema=False)
-def studies_page(request: Request, db: DbSession, _user: StaffUser) -> Response:
+def studies_page(
+    request: Request, db: DbSession, _user: StaffUser, deleted: int | None = None
+) -> Response:
     rows = []
     for study in service.list_studies(db):
         have, needed = service.map_counts(db, study)
         done, total = service.study_progress(db, study)
         rows.append({"study": study, "maps": (have, needed), "ratings": (done, total)})
-    return render(request, "studies/list.html", {"rows": rows})
+    flash = "Draft deleted." if deleted else None
+    return render(request, "studies/list.html", {"rows": rows, "flash": flash, "flash_kind": "ok"})
 
 
 @router.get("/studies/new", include_in_schema=False)
@@ -159,8 +207,75 @@ async def study_create_form(request: Request, db: DbSession, user: StaffUser) ->
     try:
         study = service.create_study(db, spec=values, actor=user)
     except DomainError as exc:  # validation precedes every write: nothing to undo
-        return _builder(request, db, values=values, flash=exc.message, status_code=exc.status_code)
+        return _builder(
+            request, db, values=values, flash=_problems(exc), errors=exc.details,
+            status_code=exc.status_code,
+        )  # fmt: skip
     return RedirectResponse(f"/studies/{study.id}?done=created", status_code=303)
+
+
+def field_errors(details: object) -> dict[str, list[str]]:
+    """A domain error's `details` ([{"loc", "msg"}]) by the builder section they belong to."""
+    out: dict[str, list[str]] = {}
+    if not isinstance(details, list):
+        return out
+    for d in details:
+        if not isinstance(d, dict):
+            continue
+        loc = [str(p) for p in d.get("loc") or []] or [_section_of(str(d.get("msg", "")))]
+        where = " → ".join(loc[1:])
+        msg = str(d.get("msg", ""))
+        out.setdefault(loc[0], []).append(f"{where}: {msg}" if where else msg)
+    return out
+
+
+def _section_of(msg: str) -> str:
+    """Where a whole-study problem (no field of its own) is shown: the section it names."""
+    text = msg.lower()
+    for word, section in (
+        ("arm", "arms"),
+        ("image", "image_ids"),
+        ("rater", "raters"),
+        ("item", "items"),
+        ("saliency", "saliency"),
+        ("target", "saliency"),
+    ):
+        if word in text:
+            return section
+    return "name"
+
+
+def _problems(exc: DomainError) -> str:
+    n = len(exc.details) if isinstance(exc.details, list) else 1
+    if n > 1:
+        return f"{n} things need fixing before the study can be saved; each is shown by its field."
+    return exc.message
+
+
+@router.get("/studies/{study_id}/edit", include_in_schema=False)
+def study_edit_page(request: Request, db: DbSession, _user: StaffUser, study_id: DbId) -> Response:
+    """A draft in the builder, to change anything (the design is rebuilt on save)."""
+    study = service.get_study(db, study_id)
+    if study.status != "draft":
+        raise Conflict(f"Only drafts can be edited in the builder (this study is {study.status}).")
+    return _builder(request, db, values=service.spec_of(study), editing=study)
+
+
+@router.post("/studies/{study_id}/edit", dependencies=[Csrf], include_in_schema=False)
+async def study_edit_form(
+    request: Request, db: DbSession, user: StaffUser, study_id: DbId
+) -> Response:
+    study = service.get_study(db, study_id)
+    form = await request.form()
+    values = spec_from_form(form, form.getlist)
+    try:
+        service.update_study(db, study, values, user)
+    except DomainError as exc:  # update_study validates before it rebuilds anything
+        return _builder(
+            request, db, values=values, flash=_problems(exc), errors=exc.details,
+            editing=study, status_code=exc.status_code,
+        )  # fmt: skip
+    return RedirectResponse(f"/studies/{study.id}?done=edited", status_code=303)
 
 
 FLASH = {
@@ -168,43 +283,49 @@ FLASH = {
     "generating": "Map generation queued.",
     "opened": "The study is open: raters can start.",
     "closed": "The study is closed.",
+    "reopened": "The study is open again: raters continue where they stopped.",
+    "raters": "Raters added; their trials follow the study's design.",
+    "cloned": "A new draft with the same design. Check it, then generate its maps.",
+    "edited": "Draft saved; its trial design was rebuilt.",
 }
 
 
 @router.get("/studies/{study_id}", include_in_schema=False)
 def study_page(
-    request: Request, db: DbSession, _user: StaffUser, study_id: int, done: str = ""
+    request: Request, db: DbSession, _user: StaffUser, study_id: DbId, done: str = ""
 ) -> Response:
     study = service.get_study(db, study_id)
     info = service.study_json(db, study)
     job = service.latest_job(db, study)
-    first_trial = db.scalar(
-        select(Trial).where(Trial.study_id == study.id).order_by(Trial.rater_id, Trial.position)
-    )
+    first_trial = preview.first_trial(db, study)
     return render(
         request,
         "studies/detail.html",
         {
             "study": study,
             "info": info,
+            "settings": defaults.saliency_settings(study.saliency),
             "job": job_service.job_json(job) if job else None,
             "job_active": job is not None and job.status in job_service.ACTIVE,
             "frozen": service.is_design_frozen(db, study),
             "maps_ready": info["maps"]["done"] >= info["maps"]["total"] > 0,
+            "status_label": live.study_live(db, study).status_label,
             "first_trial": first_trial,
             "flash": FLASH.get(done),
             "flash_kind": "ok",
+            "quality": quality_service.study_quality(db, study.id),
+            "protocol_qc": protocol_service.study_protocol(db, study.id),  # issue 15
         },
     )
 
 
-def _action_response(study_id: int, done: str) -> RedirectResponse:
+def _action_response(study_id: DbId, done: str) -> RedirectResponse:
     return RedirectResponse(f"/studies/{study_id}?done={done}", status_code=303)
 
 
 @router.post("/studies/{study_id}/generate", dependencies=[Csrf], include_in_schema=False)
 def study_generate_form(
-    request: Request, db: DbSession, user: StaffUser, study_id: int
+    request: Request, db: DbSession, user: StaffUser, study_id: DbId
 ) -> RedirectResponse:
     study = service.get_study(db, study_id)
     job_service.enqueue_generation(db, study, user, batch_size=_settings(request).batch_size)
@@ -212,68 +333,23 @@ def study_generate_form(
 
 
 @router.post("/studies/{study_id}/open", dependencies=[Csrf], include_in_schema=False)
-def study_open_form(db: DbSession, user: StaffUser, study_id: int) -> RedirectResponse:
+def study_open_form(db: DbSession, user: StaffUser, study_id: DbId) -> RedirectResponse:
     service.open_study(db, service.get_study(db, study_id), user)
     return _action_response(study_id, "opened")
 
 
 @router.post("/studies/{study_id}/close", dependencies=[Csrf], include_in_schema=False)
-def study_close_form(db: DbSession, user: StaffUser, study_id: int) -> RedirectResponse:
+def study_close_form(db: DbSession, user: StaffUser, study_id: DbId) -> RedirectResponse:
     service.close_study(db, service.get_study(db, study_id), user)
     return _action_response(study_id, "closed")
 
 
 @router.get("/studies/{study_id}/preview/{trial_id}", include_in_schema=False)
 def study_preview(
-    request: Request, db: DbSession, _user: StaffUser, study_id: int, trial_id: int
+    request: Request, db: DbSession, _user: StaffUser, study_id: DbId, trial_id: DbId
 ) -> Response:
     """A trial exactly as its rater will see it (the rater template), answers not saved."""
-    from app.services.reading.trials import normalize_items
-
-    study = service.get_study(db, study_id)
-    trial = db.get(Trial, trial_id)
-    if trial is None or trial.study_id != study.id:
-        raise NotFound("No such trial.")
-    total = len(
-        db.scalars(
-            select(Trial.id).where(Trial.study_id == study.id, Trial.rater_id == trial.rater_id)
-        ).all()
-    )
-    rows = db.execute(
-        select(Trial.position, Trial.id).where(
-            Trial.study_id == study.id,
-            Trial.rater_id == trial.rater_id,
-            Trial.position.in_([trial.position - 1, trial.position + 1]),
-        )
-    )
-    neighbours = {position: trial_id for position, trial_id in rows}
-    base = f"/studies/{study.id}/preview"
-    view = {
-        "done": False,
-        "token": "preview",
-        "position": trial.position + 1,
-        "total": total,
-        "answered": 0,
-        "study": {
-            "id": study.id,
-            "name": study.name,
-            "instructions": study.instructions,
-            "allow_back": study.allow_back,
-        },
-        "items": normalize_items(study.items),
-        "image_url": f"/images/{trial.image_id}/display.png",
-        "rating_url": "",
-        "map_urls": {"a": f"{base}/{trial.id}/a.png", "b": f"{base}/{trial.id}/b.png"},
-        "overlay_opacity": float((study.saliency or {}).get("opacity", 0.5)),
-        "previous_url": (
-            f"{base}/{neighbours[trial.position - 1]}" if trial.position - 1 in neighbours else None
-        ),
-        "next_url": (
-            f"{base}/{neighbours[trial.position + 1]}" if trial.position + 1 in neighbours else None
-        ),
-        "rating": None,
-    }
-
+    view = preview.preview_view(db, service.get_study(db, study_id), trial_id)
     return render(
         request,
         "rater/trial.html",
@@ -287,76 +363,72 @@ def study_preview(
 
 @router.get("/studies/{study_id}/preview/{trial_id}/{slot}.png", include_in_schema=False)
 def study_preview_map(
-    request: Request, db: DbSession, _user: StaffUser, study_id: int, trial_id: int, slot: str
+    request: Request, db: DbSession, _user: StaffUser, study_id: DbId, trial_id: DbId, slot: str
 ) -> Response:
-    trial = db.get(Trial, trial_id)
-    if trial is None or trial.study_id != study_id or slot not in ("a", "b"):
-        raise NotFound("No such map.")
     study = service.get_study(db, study_id)
-    arm_id = trial.left_arm_id if slot == "a" else trial.right_arm_id
-    rel = db.scalar(
-        select(SaliencyMap.overlay_path).where(
-            SaliencyMap.arm_id == arm_id,
-            SaliencyMap.image_id == trial.image_id,
-            SaliencyMap.target == str((study.saliency or {}).get("target", "predicted")),
-        )
-    )
-    if rel is None:
-        raise NotFound("This map has not been generated yet.")
-    path = Storage(_settings(request).data_dir).path(rel)
+    storage = Storage(_settings(request).data_dir)
+    path = preview.preview_map(db, storage, study, trial_id, slot)
     return FileResponse(path, media_type="image/png")
 
 
 # --- API ----------------------------------------------------------------------------------------
-@api_router.post("", dependencies=[Csrf], status_code=201)
-def api_create(db: DbSession, user: StaffUser, spec: StudySpec) -> JSONResponse:
+# Stored settings are returned as stored: unset fields of the typed models stay out of the body.
+STUDY: dict[str, Any] = {"response_model": StudyOut, "response_model_exclude_unset": True}
+
+
+@api_router.post("", dependencies=[Csrf], status_code=201, **STUDY)
+def api_create(db: DbSession, user: StaffUser, spec: StudySpec) -> dict[str, Any]:
     """Create a study and its full trial design (status draft)."""
     study = service.create_study(db, spec=spec, actor=user)
-    return JSONResponse(service.study_json(db, study), status_code=201)
+    return service.study_json(db, study)
 
 
-@api_router.get("")
+@api_router.get("", response_model=list[StudyOut], response_model_exclude_unset=True)
 def api_list(db: DbSession, _user: StaffUser) -> list[dict[str, Any]]:
     return [service.study_json(db, s) for s in service.list_studies(db)]
 
 
-@api_router.get("/{study_id}")
-def api_get(db: DbSession, _user: StaffUser, study_id: int) -> dict[str, Any]:
+@api_router.get("/{study_id}", **STUDY)
+def api_get(db: DbSession, _user: StaffUser, study_id: DbId) -> dict[str, Any]:
     return service.study_json(db, service.get_study(db, study_id))
 
 
-@api_router.patch("/{study_id}", dependencies=[Csrf])
+@api_router.patch("/{study_id}", dependencies=[Csrf], **STUDY)
 def api_update(
-    db: DbSession, user: StaffUser, study_id: int, changes: dict[str, Any]
+    db: DbSession, user: StaffUser, study_id: DbId, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Edit fields of a study; design fields only in draft and before the first rating."""
     study = service.update_study(db, service.get_study(db, study_id), changes, user)
     return service.study_json(db, study)
 
 
-@api_router.post("/{study_id}/generate", dependencies=[Csrf], status_code=202)
-def api_generate(request: Request, db: DbSession, user: StaffUser, study_id: int) -> dict[str, Any]:
+@api_router.post(
+    "/{study_id}/generate", dependencies=[Csrf], status_code=202, response_model=JobOut
+)
+def api_generate(
+    request: Request, db: DbSession, user: StaffUser, study_id: DbId
+) -> dict[str, Any]:
     """Queue the missing maps (arm × image × target); returns the job (202)."""
     study = service.get_study(db, study_id)
     job = job_service.enqueue_generation(db, study, user, batch_size=_settings(request).batch_size)
     return job_service.job_json(job)
 
 
-@api_router.post("/{study_id}/open", dependencies=[Csrf])
-def api_open(db: DbSession, user: StaffUser, study_id: int) -> dict[str, Any]:
+@api_router.post("/{study_id}/open", dependencies=[Csrf], **STUDY)
+def api_open(db: DbSession, user: StaffUser, study_id: DbId) -> dict[str, Any]:
     """Open for rating (409 unless every map exists and no job is running)."""
     study = service.open_study(db, service.get_study(db, study_id), user)
     return service.study_json(db, study)
 
 
-@api_router.post("/{study_id}/close", dependencies=[Csrf])
-def api_close(db: DbSession, user: StaffUser, study_id: int) -> dict[str, Any]:
+@api_router.post("/{study_id}/close", dependencies=[Csrf], **STUDY)
+def api_close(db: DbSession, user: StaffUser, study_id: DbId) -> dict[str, Any]:
     study = service.close_study(db, service.get_study(db, study_id), user)
     return service.study_json(db, study)
 
 
-@api_router.get("/{study_id}/progress")
-def api_progress(db: DbSession, _user: StaffUser, study_id: int) -> list[dict[str, Any]]:
+@api_router.get("/{study_id}/progress", response_model=list[RaterProgressOut])
+def api_progress(db: DbSession, _user: StaffUser, study_id: DbId) -> list[dict[str, Any]]:
     """Per rater: done/total, last activity, median seconds per trial."""
     study = service.get_study(db, study_id)
     return [r.as_json() for r in service.rater_progress(db, study)]

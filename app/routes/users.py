@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel, Field
 
 from app.auth.deps import AdminUser, Csrf, DbSession
 from app.auth.passwords import MAX_PASSWORD_LENGTH
 from app.errors import Conflict, Invalid
+from app.ids import DbId
 from app.models import User
+from app.services.accounts import bulk as bulk_service
 from app.services.accounts import users as users_service
+from app.services.accounts.schemas import (
+    BulkInvites,
+    BulkInvitesOut,
+    InviteLink,
+    RoleChange,
+    UserCreate,
+    UserCreated,
+    UserOut,
+)
 from app.services.accounts.users import IssuedInvite, UserRow
 from app.web import client_ip, render
 
@@ -43,15 +52,26 @@ def _render_users(
     invitee: User | None = None,
     status_code: int = 200,
     form: dict[str, str] | None = None,
+    query: str = "",
+    undo: User | None = None,
+    bulk_links: str | None = None,
+    bulk_created: list[tuple[User, IssuedInvite]] | None = None,
+    bulk_errors: list[str] | None = None,
 ) -> Response:
+    base = invite_base_url(request)
     return render(
         request,
         "admin/users.html",
         {
-            "rows": users_service.list_users(db),
+            "rows": users_service.list_users(db, query),
+            "query": query,
+            "undo": undo,
+            "bulk_links": bulk_links,
+            "bulk_created": [(u, i.url(base), i.invite.expires_at) for u, i in bulk_created or []],
+            "bulk_errors": bulk_errors or [],
             "flash": flash,
             "flash_kind": flash_kind,
-            "invite_url": invite.url(invite_base_url(request)) if invite else None,
+            "invite_url": invite.url(base) if invite else None,
             "invite_expires": invite.invite.expires_at if invite else None,
             "invitee": invitee,
             "form": form or {},
@@ -61,13 +81,26 @@ def _render_users(
 
 
 @router.get("/admin/users", include_in_schema=False)
-def users_page(request: Request, db: DbSession, _admin: AdminUser, done: str = "") -> Response:
+def users_page(
+    request: Request,
+    db: DbSession,
+    _admin: AdminUser,
+    done: str = "",
+    q: str = "",
+    user: int | None = None,
+) -> Response:
     messages = {
         "deactivated": "Account deactivated; its sessions were ended.",
         "reactivated": "Account reactivated.",
         "revoked": "Invite link revoked.",
+        "role": "Role changed; it applies from the user's next click.",
     }
-    return _render_users(request, db, flash=messages.get(done))
+    # Deactivation can be undone from the message (reactivation; sessions stay ended).
+    undo = None
+    if done == "deactivated" and user is not None:
+        candidate = db.get(User, user)
+        undo = candidate if candidate is not None and not candidate.is_active else None
+    return _render_users(request, db, flash=messages.get(done), query=q[:200], undo=undo)
 
 
 @router.post("/admin/users", dependencies=[Csrf], include_in_schema=False)
@@ -109,7 +142,7 @@ def users_create(
 
 
 @router.post("/admin/users/{user_id}/invite", dependencies=[Csrf], include_in_schema=False)
-def users_invite(request: Request, db: DbSession, admin: AdminUser, user_id: int) -> Response:
+def users_invite(request: Request, db: DbSession, admin: AdminUser, user_id: DbId) -> Response:
     user = users_service.get_user(db, user_id)
     invite = users_service.issue_invite(
         db, actor=admin, user=user, hours=_invite_hours(request), ip=client_ip(request)
@@ -120,7 +153,7 @@ def users_invite(request: Request, db: DbSession, admin: AdminUser, user_id: int
 
 @router.post("/admin/users/{user_id}/invite/revoke", dependencies=[Csrf], include_in_schema=False)
 def users_revoke_invite(
-    request: Request, db: DbSession, admin: AdminUser, user_id: int
+    request: Request, db: DbSession, admin: AdminUser, user_id: DbId
 ) -> Response:
     user = users_service.get_user(db, user_id)
     users_service.revoke_invites(db, actor=admin, user=user, ip=client_ip(request))
@@ -128,65 +161,83 @@ def users_revoke_invite(
 
 
 @router.post("/admin/users/{user_id}/deactivate", dependencies=[Csrf], include_in_schema=False)
-def users_deactivate(request: Request, db: DbSession, admin: AdminUser, user_id: int) -> Response:
+def users_deactivate(request: Request, db: DbSession, admin: AdminUser, user_id: DbId) -> Response:
     user = users_service.get_user(db, user_id)
     users_service.deactivate_user(db, actor=admin, user=user, ip=client_ip(request))
-    return RedirectResponse("/admin/users?done=deactivated", status_code=303)
+    return RedirectResponse(f"/admin/users?done=deactivated&user={user.id}", status_code=303)
 
 
 @router.post("/admin/users/{user_id}/reactivate", dependencies=[Csrf], include_in_schema=False)
-def users_reactivate(request: Request, db: DbSession, admin: AdminUser, user_id: int) -> Response:
+def users_reactivate(request: Request, db: DbSession, admin: AdminUser, user_id: DbId) -> Response:
     user = users_service.get_user(db, user_id)
     users_service.reactivate_user(db, actor=admin, user=user, ip=client_ip(request))
     return RedirectResponse("/admin/users?done=reactivated", status_code=303)
 
 
-# --- JSON API ---------------------------------------------------------------------------------
-
-
-class InviteOut(BaseModel):
-    state: str
-    expires_at: dt.datetime | None = None
-
-
-class UserOut(BaseModel):
-    id: int
-    username: str
-    display_name: str
-    role: str
-    is_active: bool
-    last_login_at: dt.datetime | None
-    created_at: dt.datetime
-    invite: InviteOut | None = None
-
-    @classmethod
-    def of(cls, user: User, invite: users_service.InviteState | None = None) -> UserOut:
-        return cls(
-            id=user.id,
-            username=user.username,
-            display_name=user.display_name,
-            role=user.role,
-            is_active=user.is_active,
-            last_login_at=user.last_login_at,
-            created_at=user.created_at,
-            invite=InviteOut(state=invite.state, expires_at=invite.expires_at) if invite else None,
+@router.post("/admin/users/{user_id}/role", dependencies=[Csrf], include_in_schema=False)
+def users_role(
+    request: Request,
+    db: DbSession,
+    admin: AdminUser,
+    user_id: DbId,
+    role: Annotated[str, Form(max_length=32)],
+) -> Response:
+    user = users_service.get_user(db, user_id)
+    try:
+        users_service.change_role(db, actor=admin, user=user, role=role, ip=client_ip(request))
+    except (Invalid, Conflict) as exc:
+        return _render_users(
+            request, db, flash=exc.message, flash_kind="error", status_code=exc.status_code
         )
+    return RedirectResponse("/admin/users?done=role", status_code=303)
 
 
-class UserCreate(BaseModel):
-    username: str = Field(max_length=64)
-    role: Literal["admin", "researcher", "rater"]
-    display_name: str = Field(default="", max_length=128)
-    password: str | None = Field(default=None, max_length=MAX_PASSWORD_LENGTH)
+@router.post("/admin/users/bulk", dependencies=[Csrf], include_in_schema=False)
+def users_bulk(
+    request: Request,
+    db: DbSession,
+    admin: AdminUser,
+    csv_file: Annotated[UploadFile, File()],
+    default_role: Annotated[str, Form(max_length=32)] = "rater",
+) -> Response:
+    """Rendered once with every link and a CSV of them; nothing is kept to show again."""
+    data = csv_file.file.read(bulk_service.MAX_BYTES + 1)
+    return _bulk(request, db, admin, data, default_role)
 
 
-class InviteLink(BaseModel):
-    invite_url: str
-    expires_at: dt.datetime
+def _bulk(request: Request, db: DbSession, admin: User, data: bytes, role: str) -> Response:
+    try:
+        parsed = bulk_service.parse_invites(db, data, role)
+    except Invalid as exc:
+        return _render_users(
+            request, db, flash=exc.message, flash_kind="error", bulk_errors=[exc.message],
+            status_code=422,
+        )  # fmt: skip
+    if parsed.errors:
+        message = "Nobody was invited: fix these lines and upload the file again."
+        return _render_users(
+            request, db, flash=message, flash_kind="error", bulk_errors=parsed.errors,
+            status_code=422,
+        )  # fmt: skip
+    created = bulk_service.create_invites(
+        db,
+        actor=admin,
+        rows=parsed.rows,
+        invite_hours=_invite_hours(request),
+        ip=client_ip(request),
+    )
+    message = f"Invited {len(created)} people. Download or copy the links now: they are shown once."
+    return _render_users(
+        request,
+        db,
+        flash=message,
+        status_code=201,
+        bulk_created=created,
+        bulk_links=bulk_service.links_csv(created, invite_base_url(request)),
+    )
 
 
-class UserCreated(UserOut):
-    invite_url: str | None = None
+# --- JSON API ---------------------------------------------------------------------------------
 
 
 def _row_out(row: UserRow) -> UserOut:
@@ -194,8 +245,47 @@ def _row_out(row: UserRow) -> UserOut:
 
 
 @api_router.get("", response_model=list[UserOut])
-def api_list_users(db: DbSession, _admin: AdminUser) -> list[UserOut]:
-    return [_row_out(r) for r in users_service.list_users(db)]
+def api_list_users(db: DbSession, _admin: AdminUser, q: str = "") -> list[UserOut]:
+    """`q` keeps users whose username or display name contains it (any case)."""
+    return [_row_out(r) for r in users_service.list_users(db, q[:200])]
+
+
+@api_router.post("/bulk", dependencies=[Csrf], status_code=201, response_model=BulkInvitesOut)
+def api_bulk_invite(
+    request: Request, db: DbSession, admin: AdminUser, body: BulkInvites
+) -> BulkInvitesOut:
+    """Every problem in the CSV at once (422, nothing created), or every account with its link."""
+    parsed = bulk_service.parse_invites(db, body.csv.encode(), body.default_role)
+    if parsed.errors:
+        raise Invalid(" ".join(parsed.errors))
+    created = bulk_service.create_invites(
+        db,
+        actor=admin,
+        rows=parsed.rows,
+        invite_hours=_invite_hours(request),
+        ip=client_ip(request),
+    )
+    base = request.app.state.settings.base_url
+    return BulkInvitesOut(
+        users=[
+            UserCreated(
+                **UserOut.of(user, users_service.invite_state(invite.invite)).model_dump(),
+                invite_url=invite.url(base),
+            )
+            for user, invite in created
+        ],
+        links_csv=bulk_service.links_csv(created, base),
+    )
+
+
+@api_router.post("/{user_id}/role", dependencies=[Csrf], response_model=UserOut)
+def api_change_role(
+    request: Request, db: DbSession, admin: AdminUser, user_id: DbId, body: RoleChange
+) -> UserOut:
+    user = users_service.get_user(db, user_id)
+    return UserOut.of(
+        users_service.change_role(db, actor=admin, user=user, role=body.role, ip=client_ip(request))
+    )
 
 
 @api_router.post("", dependencies=[Csrf], status_code=201, response_model=UserCreated)
@@ -219,7 +309,7 @@ def api_create_user(
 
 
 @api_router.post("/{user_id}/invite", dependencies=[Csrf], response_model=InviteLink)
-def api_invite_user(request: Request, db: DbSession, admin: AdminUser, user_id: int) -> InviteLink:
+def api_invite_user(request: Request, db: DbSession, admin: AdminUser, user_id: DbId) -> InviteLink:
     user = users_service.get_user(db, user_id)
     invite = users_service.issue_invite(
         db, actor=admin, user=user, hours=_invite_hours(request), ip=client_ip(request)
@@ -231,14 +321,16 @@ def api_invite_user(request: Request, db: DbSession, admin: AdminUser, user_id: 
 
 
 @api_router.post("/{user_id}/invite/revoke", dependencies=[Csrf], response_model=UserOut)
-def api_revoke_invite(request: Request, db: DbSession, admin: AdminUser, user_id: int) -> UserOut:
+def api_revoke_invite(request: Request, db: DbSession, admin: AdminUser, user_id: DbId) -> UserOut:
     user = users_service.get_user(db, user_id)
     users_service.revoke_invites(db, actor=admin, user=user, ip=client_ip(request))
     return UserOut.of(user)
 
 
 @api_router.post("/{user_id}/deactivate", dependencies=[Csrf], response_model=UserOut)
-def api_deactivate_user(request: Request, db: DbSession, admin: AdminUser, user_id: int) -> UserOut:
+def api_deactivate_user(
+    request: Request, db: DbSession, admin: AdminUser, user_id: DbId
+) -> UserOut:
     user = users_service.get_user(db, user_id)
     return UserOut.of(
         users_service.deactivate_user(db, actor=admin, user=user, ip=client_ip(request))
@@ -246,7 +338,9 @@ def api_deactivate_user(request: Request, db: DbSession, admin: AdminUser, user_
 
 
 @api_router.post("/{user_id}/reactivate", dependencies=[Csrf], response_model=UserOut)
-def api_reactivate_user(request: Request, db: DbSession, admin: AdminUser, user_id: int) -> UserOut:
+def api_reactivate_user(
+    request: Request, db: DbSession, admin: AdminUser, user_id: DbId
+) -> UserOut:
     user = users_service.get_user(db, user_id)
     return UserOut.of(
         users_service.reactivate_user(db, actor=admin, user=user, ip=client_ip(request))

@@ -8,6 +8,7 @@ pyplot state), which keeps concurrent requests from drawing into each other's fi
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -70,7 +71,8 @@ def likert_diverging(
         title=legend_title,
     )
     if title:
-        ax.set_title(title)
+        # A rating question can be a sentence: wrapped, it stays inside the figure's width.
+        ax.set_title(textwrap.fill(title, 70))
     return _render(fig, fmt)
 
 

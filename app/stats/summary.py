@@ -19,6 +19,8 @@ from app.stats.frames import clean, primary, validate_preferences, validate_scor
 from app.stats.mixed import fit_crossed_lmm
 from app.stats.paired import DEFAULT_BOOT, DEFAULT_SEED, friedman_and_pairwise, paired_comparison
 from app.stats.preference import blinding_check, preference_test
+from app.stats.quality import rater_quality
+from app.stats.reviewer import DEFAULT_ALPHA, DEFAULT_PRIMARY, PAGE_POWER_SIMS, reviewer_item
 
 EMPTY_ITEM: dict[str, Any] = {
     "descriptives": [],
@@ -28,6 +30,8 @@ EMPTY_ITEM: dict[str, Any] = {
     "agreement": None,
     "intra_rater": None,
     "mixed_model": None,
+    "reviewer": None,
+    "clmm": None,
 }
 
 
@@ -39,8 +43,16 @@ def analyze_item(
     *,
     n_boot: int = DEFAULT_BOOT,
     seed: int = DEFAULT_SEED,
+    primary_analysis: str = DEFAULT_PRIMARY,
+    alpha: float = DEFAULT_ALPHA,
+    power_sims: int = PAGE_POWER_SIMS,
 ) -> dict[str, Any]:
-    """Every score-based statistic for one Likert item."""
+    """Every score-based statistic for one Likert item.
+
+    `reviewer` holds the analyses with readers and cases random (OR-MRMC, VGC, two-way
+    bootstrap CIs, power); `clmm` (R) is left None here and filled by the caller that decides
+    whether R may run.
+    """
     ref = arms[0]
     return {
         "descriptives": arm_descriptives(scores, arms),
@@ -54,6 +66,17 @@ def analyze_item(
         "agreement": inter_rater_agreement(scores, arms, levels),
         "intra_rater": intra_rater_agreement(scores, levels, prefs),
         "mixed_model": fit_crossed_lmm(scores, arms),
+        "reviewer": reviewer_item(
+            scores,
+            arms,
+            levels,
+            n_boot=n_boot,
+            seed=seed,
+            primary=primary_analysis,
+            alpha=alpha,
+            power_sims=power_sims,
+        ),
+        "clmm": None,
     }
 
 
@@ -67,8 +90,11 @@ def analyze(
     blinding_target: str | None = None,
     n_boot: int = DEFAULT_BOOT,
     seed: int = DEFAULT_SEED,
+    primary_analysis: str = DEFAULT_PRIMARY,
+    alpha: float = DEFAULT_ALPHA,
+    power_sims: int = PAGE_POWER_SIMS,
 ) -> dict[str, Any]:
-    """Analyse a study: per Likert item (keys of `levels`), preferences and blinding.
+    """Analyse a study: per Likert item (keys of `levels`), preferences, blinding, rater quality.
 
     Items without any score are listed with `n_scores = 0` and empty results rather than
     dropped, so a reader of the output sees that they exist and were not rated, and the keys
@@ -86,7 +112,15 @@ def analyze(
         if entry["n_scores"] and len(arms) >= 2:
             entry.update(
                 analyze_item(
-                    rows, arms, lv, prefs if len(prefs) else None, n_boot=n_boot, seed=seed
+                    rows,
+                    arms,
+                    lv,
+                    prefs if len(prefs) else None,
+                    n_boot=n_boot,
+                    seed=seed,
+                    primary_analysis=primary_analysis,
+                    alpha=alpha,
+                    power_sims=power_sims,
                 )
             )
         items.append(entry)
@@ -96,6 +130,8 @@ def analyze(
     blinding = None
     if guesses is not None and len(guesses) and blinding_target is not None:
         blinding = blinding_check(guesses, blinding_target)
+    all_levels = sorted({int(v) for lv in levels.values() for v in lv}) or [1, 2, 3, 4, 5]
+    quality = rater_quality(scores, prefs if len(prefs) else None, levels=all_levels)
     return clean(  # type: ignore[no-any-return]
         {
             "arms": arms,
@@ -104,5 +140,6 @@ def analyze(
             "preferences": preferences,
             "blinding": blinding,
             "bootstrap": {"n_boot": n_boot, "seed": seed},
+            "quality": quality,
         }
     )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 20:37:45.605159
+Create Date: 2026-12-03 14:11:39.732811
 """
 
 from collections.abc import Sequence
@@ -108,6 +108,7 @@ def upgrade() -> None:
     sa.Column('thumb_path', sa.String(length=500), nullable=False),
     sa.Column('input_path', sa.String(length=500), nullable=False),
     sa.Column('mask_path', sa.String(length=500), nullable=True),
+    sa.Column('source_path', sa.String(length=500), nullable=True),
     sa.Column('window_center', sa.Float(), nullable=True),
     sa.Column('window_width', sa.Float(), nullable=True),
     sa.Column('labels', sa.JSON(), nullable=False),
@@ -147,6 +148,8 @@ def upgrade() -> None:
     sa.Column('saliency', sa.JSON(), nullable=False),
     sa.Column('allow_back', sa.Boolean(), nullable=False),
     sa.Column('repeat_fraction', sa.Float(), nullable=False),
+    sa.Column('analysis_plan', sa.JSON(), nullable=False),
+    sa.Column('protocol', sa.JSON(), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('design_frozen_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('opened_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
@@ -253,6 +256,7 @@ def upgrade() -> None:
     sa.Column('target', sa.String(length=120), nullable=False),
     sa.Column('raw_path', sa.String(length=500), nullable=False),
     sa.Column('overlay_path', sa.String(length=500), nullable=False),
+    sa.Column('field_path', sa.String(length=500), nullable=False),
     sa.Column('prediction', sa.JSON(), nullable=False),
     sa.Column('metrics', sa.JSON(), nullable=False),
     sa.Column('provenance', sa.JSON(), nullable=False),
@@ -279,6 +283,7 @@ def upgrade() -> None:
     sa.Column('is_repeat', sa.Boolean(), nullable=False),
     sa.Column('repeat_of_id', sa.Integer(), nullable=True),
     sa.Column('first_shown_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('protocol', sa.JSON(), nullable=True),
     sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('left_arm_id <> right_arm_id', name='ck_trial_distinct_arms'),
     sa.ForeignKeyConstraint(['image_id'], ['images.id'], ondelete='RESTRICT'),

@@ -47,6 +47,14 @@ _META_KEYS = (
 )
 # Dummy forward size cap: enough to exercise every stage, cheap on CPU for big archs.
 _DUMMY_MAX = 224
+# Bounds on what a checkpoint may declare, checked before anything is built: generation
+# allocates image_size² × in_channels per input and num_classes maps per image, so an absurd
+# value (image_size 100000) must be refused at upload, not discovered by a worker running out
+# of memory.
+MIN_IMAGE_SIZE = 8
+MAX_IMAGE_SIZE = 2048
+MAX_CLASSES = 1000
+MAX_CLASS_NAME = 200
 
 
 @dataclass
@@ -239,10 +247,20 @@ def _validate_meta(meta: dict[str, Any]) -> None:
         raise CheckpointError(
             f"{count} class names for {meta['num_classes']} classes; give one name per output"
         )
+    for key, low, high in (
+        ("num_classes", 1, MAX_CLASSES),
+        ("in_channels", 1, 3),
+        ("image_size", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+    ):
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise CheckpointError(
+                f"{key} must be a whole number from {low} to {high}, got {value!r}"
+            )
     if meta["in_channels"] not in (1, 3):
         raise CheckpointError(f"in_channels must be 1 or 3, got {meta['in_channels']}")
-    if int(meta["image_size"]) < 8:
-        raise CheckpointError(f"implausible image_size {meta['image_size']}")
+    if any(not isinstance(n, str) or len(n) > MAX_CLASS_NAME for n in names):
+        raise CheckpointError(f"class names must be text of at most {MAX_CLASS_NAME} characters")
 
 
 def load_checkpoint(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-ML_COMMANDS = ("train", "evaluate", "import_checkpoint", "saliency")
+ML_COMMANDS = ("train", "evaluate", "import_checkpoint", "saliency", "experiment")
 
 
 def register_all(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -24,7 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--split", choices=("train", "val", "test"), default="val")
+    p.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        default=None,
+        help="default: the held-out split the checkpoint names (test if training made one)",
+    )
     p.add_argument(
         "--eps",
         type=float_list,
@@ -66,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
         )
     except (ValueError, DatasetError, ImageLoadError, CheckpointError) as exc:
         return report_error("evaluate", exc)
+    print(f"split {report['split']} ({report['split_check']})")
     for route, r in report["routes"].items():
         print(
             f"[{route} BN] n={report['n_images']} accuracy {_fmt(r['accuracy'])} "
@@ -81,5 +88,16 @@ def main(args: argparse.Namespace) -> int:
                 f"  eps {row['eps']:<8g} accuracy {_fmt(row['accuracy'])} "
                 f"AUROC {_fmt(row['macro_auroc'])}"
             )
+    div = report.get("dual_bn_divergence")
+    if div:
+        print(
+            f"[dual BN] branch divergence: BN mean shift {_fmt(div['bn_mean_shift'])}, "
+            f"route map Spearman {_fmt(div['map_spearman'])}, predictions differ on "
+            f"{_fmt(div['prediction_disagreement'])} of images"
+        )
+        if div.get("warning"):
+            print(f"WARNING: {div['warning']}", file=sys.stderr)
+    if report["split_check"].startswith("the data set's split differs"):
+        print(f"WARNING: {report['split_check']}", file=sys.stderr)
     print(json.dumps({"report": str(Path(args.out) / "report.json")}))
     return 0

@@ -7,7 +7,7 @@ from ml.data.datasets import (
     Sample,
     build_datasets,
 )
-from ml.data.errors import DatasetError, ImageLoadError
+from ml.data.errors import DatasetError, ImageLoadError, ImageTooLargeError
 from ml.data.image_io import LoadedImage, load_image, sniff_format
 from ml.data.transforms import (
     AUGMENT_PRESETS,
@@ -25,6 +25,7 @@ __all__ = [
     "DatasetError",
     "ImageDataset",
     "ImageLoadError",
+    "ImageTooLargeError",
     "Letterbox",
     "LoadedImage",
     "Sample",

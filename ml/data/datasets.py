@@ -18,7 +18,6 @@ Every item is ``(C×S×S tensor in [0,1], target)``; ``dataset.samples`` lists t
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from torch.utils.data import Dataset
 
 from ml.data.errors import DatasetError
 from ml.data.image_io import load_image
+from ml.data.splits import group_split, split_digest
 from ml.data.transforms import AugmentConfig, build_augment, prepare_input
 
 __all__ = [
@@ -209,18 +209,6 @@ def _resolve(base: Path, value: str) -> Path:
     return base / p
 
 
-def _group_split(
-    keys: list[str], val_fraction: float, test_fraction: float, seed: int
-) -> list[str]:
-    """Deterministic split by group key (hash-ordered), so it never depends on row order."""
-    groups = sorted(set(keys), key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
-    n_val = round(len(groups) * val_fraction)
-    n_test = round(len(groups) * test_fraction)
-    assign = {g: "val" for g in groups[:n_val]}
-    assign.update({g: "test" for g in groups[n_val : n_val + n_test]})
-    return [assign.get(k, "train") for k in keys]
-
-
 def _csv_samples(
     csv_path: Path,
     *,
@@ -230,7 +218,9 @@ def _csv_samples(
     val_fraction: float,
     test_fraction: float,
     seed: int,
-) -> tuple[dict[str, list[Sample]], list[str], bool]:
+    mask_split: str,
+    stratify: bool,
+) -> tuple[dict[str, list[Sample]], list[str], bool, dict[str, Any]]:
     if uncertainty not in _UNCERTAINTY:
         raise DatasetError(
             f"unknown uncertainty policy {uncertainty!r}; choose from {_UNCERTAINTY}"
@@ -307,10 +297,26 @@ def _csv_samples(
         if bad:
             raise DatasetError(f"{csv_path}: unknown split value(s) {bad}; use train/val/test")
         splits_of = [_SPLIT_ALIASES[s] for s in raw_splits]
+        record: dict[str, Any] = {"method": "column"}
     else:
         gcol = next((c for c in _GROUP_COLUMNS if c in columns), None)
         keys = [r[gcol] if gcol else r[pcol] for r in rows]
-        splits_of = _group_split(keys, val_fraction, test_fraction, seed)
+        strata = [
+            r[class_col].strip() if class_col else "|".join(r[c].strip() for c in labels)
+            for r in rows
+        ]
+        masked = [bool(mcol and (r.get(mcol) or "").strip()) for r in rows]
+        splits_of, record = group_split(
+            keys,
+            strata,
+            masked,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+            mask_split=mask_split,
+            stratify=stratify,
+        )
+        record["group_column"] = gcol
 
     out: dict[str, list[Sample]] = {}
     missing_files: list[str] = []
@@ -342,7 +348,7 @@ def _csv_samples(
             f"{csv_path}: {len(missing_files)} image file(s) not found: "
             f"{', '.join(missing_files[:3])}{more}"
         )
-    return out, class_names, multilabel
+    return out, class_names, multilabel, record
 
 
 def build_datasets(
@@ -356,13 +362,17 @@ def build_datasets(
     uncertainty: str = "zeros",
     val_fraction: float = 0.2,
     test_fraction: float = 0.0,
+    mask_split: str = "auto",
+    stratify: bool = True,
     seed: int = 0,
     cache: bool | None = None,
 ) -> DatasetBundle:
     """Open a folder-of-classes tree or a CSV (see module doc) as train/val(/test) datasets.
 
     Augmentation applies to ``train`` only. A directory without ``train/`` but with a single
-    ``*.csv`` (or ``labels.csv``) is read as that CSV.
+    ``*.csv`` (or ``labels.csv``) is read as that CSV. A CSV without a ``split`` column is
+    split by :func:`ml.data.splits.group_split` (patient-disjoint, stratified, masked images
+    held out); ``bundle.info["split"]`` records how, for the checkpoint.
     """
     root = Path(path)
     if not root.exists():
@@ -370,6 +380,7 @@ def build_datasets(
     if root.is_dir() and (root / "train").is_dir():
         splits, class_names = _folder_samples(root)
         multilabel, layout = False, "folder"
+        record: dict[str, Any] = {"method": "folder"}
     else:
         if root.is_dir():
             csvs = (
@@ -385,7 +396,7 @@ def build_datasets(
             csv_path = csvs[0]
         else:
             csv_path = root
-        splits, class_names, multilabel = _csv_samples(
+        splits, class_names, multilabel, record = _csv_samples(
             csv_path,
             path_column=path_column,
             label_columns=label_columns,
@@ -393,6 +404,8 @@ def build_datasets(
             val_fraction=val_fraction,
             test_fraction=test_fraction,
             seed=seed,
+            mask_split=mask_split,
+            stratify=stratify,
         )
         layout = "csv"
         for required in ("train", "val"):
@@ -409,7 +422,25 @@ def build_datasets(
     val = ImageDataset(splits["val"], **common)  # type: ignore[arg-type]
     test = ImageDataset(splits["test"], **common) if splits.get("test") else None  # type: ignore[arg-type]
     info = {k: len(v) for k, v in splits.items()}
-    return DatasetBundle(train, val, test, class_names, multilabel, root, layout, {"sizes": info})
+    base = root if root.is_dir() else root.parent
+    record.update(
+        sizes=info,
+        masked={k: sum(s.mask_path is not None for s in v) for k, v in splits.items()},
+        heldout="test" if test is not None else "val",
+        digest=split_digest(
+            [(_relative(s.path, base), name) for name, v in splits.items() for s in v]
+        ),
+    )
+    return DatasetBundle(
+        train, val, test, class_names, multilabel, root, layout, {"sizes": info, "split": record}
+    )
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def class_counts(dataset: ImageDataset) -> np.ndarray:

@@ -16,7 +16,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-from ml.data.errors import ImageLoadError
+from ml.data.errors import ImageLoadError, check_pixels
+from ml.data.source import DisplaySource, compact_values, robust_window
 
 __all__ = ["META_WHITELIST", "decode_dicom"]
 
@@ -85,8 +86,46 @@ def _minmax(arr: np.ndarray) -> np.ndarray:
     return np.zeros_like(arr, dtype=np.float64) if hi <= lo else (arr - lo) / (hi - lo)
 
 
-def decode_dicom(data: bytes, name: str, frame: int | None) -> dict[str, Any]:
-    """Decode DICOM bytes into the fields of :class:`~ml.data.image_io.LoadedImage`."""
+def _voi_lut_window(ds: Dataset) -> tuple[float, float] | None:
+    """(centre, width) of the input range the first VOI LUT covers (PS3.3 C.11.2.1.1)."""
+    try:
+        entries, first = (int(v) for v in ds.VOILUTSequence[0].LUTDescriptor[:2])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    entries = entries or 65536  # 0 means 2^16 entries
+    return first + entries / 2.0, float(entries)
+
+
+def _display_source(
+    ds: Dataset, values: np.ndarray, center: float | None, width: float | None, photometric: str
+) -> DisplaySource:
+    """The modality-LUT output at its real depth and the window the viewer opens at."""
+    window: tuple[float, float] | None = None
+    origin = "dicom"
+    if center is not None and width is not None and width > 0:
+        window = (center, width)
+    elif "VOILUTSequence" in ds:
+        window, origin = _voi_lut_window(ds), "voi_lut"
+    if window is None:
+        window, origin = robust_window(values), "percentile"
+    modality = str(getattr(ds, "Modality", "") or "").upper()
+    return DisplaySource(
+        values=compact_values(values),
+        window=(float(window[0]), float(window[1])),
+        window_source=origin,
+        invert=photometric == "MONOCHROME1",
+        units="HU" if modality == "CT" else "",
+    )
+
+
+def decode_dicom(
+    data: bytes, name: str, frame: int | None, *, max_pixels: int | None = None
+) -> dict[str, Any]:
+    """Decode DICOM bytes into the fields of :class:`~ml.data.image_io.LoadedImage`.
+
+    ``max_pixels`` bounds rows × columns × frames as declared in the header; pydicom decodes
+    every frame at once, so the check comes before ``pixel_array``.
+    """
     try:
         ds: Dataset = pydicom.dcmread(io.BytesIO(data), force=False)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -94,6 +133,14 @@ def decode_dicom(data: bytes, name: str, frame: int | None) -> dict[str, Any]:
     if "PixelData" not in ds:
         raise ImageLoadError(f"{name}: DICOM file has no pixel data (not an image object)")
     tsuid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    try:
+        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        raise ImageLoadError(
+            f"{name}: corrupt DICOM header (Rows/Columns/NumberOfFrames)"
+        ) from None
+    check_pixels(name, rows * cols * frames, f"{cols}×{rows}×{frames} frames", max_pixels)
     try:
         pixels = ds.pixel_array
     except (NotImplementedError, RuntimeError) as exc:
@@ -124,11 +171,13 @@ def decode_dicom(data: bytes, name: str, frame: int | None) -> dict[str, Any]:
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     center = _first(ds["WindowCenter"].value) if "WindowCenter" in ds else None
     width = _first(ds["WindowWidth"].value) if "WindowWidth" in ds else None
+    source: DisplaySource | None = None
     if spp == 3 or pixels.ndim == 3:
         bits = int(getattr(ds, "BitsStored", 8) or 8)
         arr = np.clip(pixels.astype(np.float64) / float(2**bits - 1), 0.0, 1.0)
     else:
         values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
+        source = _display_source(ds, values, center, width, photometric)
         if "VOILUTSequence" in ds:
             arr = _minmax(np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64))
         elif center is not None and width is not None:
@@ -144,4 +193,5 @@ def decode_dicom(data: bytes, name: str, frame: int | None) -> dict[str, Any]:
         "window_width": width,
         "modality": str(getattr(ds, "Modality", "OT") or "OT"),
         "meta": meta,
+        "source": source,
     }

@@ -12,13 +12,16 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from ml.attacks import AttackConfig
 from ml.checkpoint import load_checkpoint
 from ml.data import DatasetError, build_datasets
+from ml.data.splits import heldout_split, split_mismatch, split_options
 from ml.device import resolve_device
+from ml.evaluation.dual_bn import dual_bn_diagnostics, not_separated
 from ml.evaluation.metrics import accuracy, bootstrap_auroc_ci, macro_auroc, one_vs_rest
 from ml.evaluation.plots import plot_robustness, plot_roc
 from ml.evaluation.predict import predict
@@ -46,7 +49,7 @@ def evaluate_checkpoint(
     checkpoint: str | Path,
     data: str | Path,
     *,
-    split: str = "val",
+    split: str | None = None,
     eps: list[float] | None = None,
     norm: str = "linf",
     steps: int = 10,
@@ -57,7 +60,11 @@ def evaluate_checkpoint(
     device: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate ``checkpoint`` on ``split`` of ``data``; write report.json and PNGs to out_dir."""
+    """Evaluate ``checkpoint`` on ``split`` of ``data``; write report.json and PNGs to out_dir.
+
+    ``split=None`` takes the held-out split the checkpoint names (test when training made one,
+    else val), so a model is not measured on the images it was trained or selected on.
+    """
     dev = resolve_device(device)
     loaded = load_checkpoint(checkpoint, map_location=dev)
     meta = loaded.meta
@@ -69,11 +76,10 @@ def evaluate_checkpoint(
         int(meta["image_size"]),
         int(meta["in_channels"]),
         augment=None,
-        label_columns=train_meta.get("label_columns"),
-        uncertainty=str(train_meta.get("uncertainty", "zeros")),
-        val_fraction=float(train_meta.get("val_fraction", 0.2)),
-        seed=int(train_meta.get("seed", 0)),
+        **split_options(train_meta),
     )
+    split = split or heldout_split(train_meta)
+    split_note = split_mismatch(train_meta, bundle.info.get("split"))
     if bundle.class_names != list(meta["class_names"]):
         raise DatasetError(
             f"{data}: classes {bundle.class_names} do not match the checkpoint's "
@@ -97,6 +103,12 @@ def evaluate_checkpoint(
         "multilabel": bundle.multilabel,
         "data": str(data),
         "split": split,
+        "split_check": split_note
+        or (
+            "same split as in training"
+            if (train_meta.get("split") or {}).get("digest")
+            else "not recorded in the checkpoint (rebuilt from its seed and fractions)"
+        ),
         "n_images": len(dataset),
         "train": train_meta,
         "attack": {
@@ -180,6 +192,14 @@ def evaluate_checkpoint(
                 out / fname, preds.probs, preds.targets, names, bundle.multilabel, per_class, title
             )
             report["plots"][f"roc_{route}"] = fname
+    if meta["dual_bn"] and len(dataset):
+        picks = np.linspace(0, len(dataset) - 1, min(len(dataset), 64)).round().astype(int)
+        probe = torch.stack([dataset[int(i)][0] for i in picks]).to(dev)
+        diag = dual_bn_diagnostics(model, probe, bundle.multilabel)
+        report["dual_bn_divergence"] = {
+            **{k: _clean_float(v) for k, v in diag.items()},
+            "warning": not_separated(diag),
+        }
     report["accuracy"] = report["routes"]["clean"]["accuracy"]
     report["macro_auroc"] = report["routes"]["clean"]["macro_auroc"]
     if out is not None:

@@ -8,14 +8,16 @@ original geometry so maps can be drawn back onto the display image pixel for pix
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from ml.data import Letterbox, Sample, build_datasets, load_image, prepare_input
+from ml.data import Sample, build_datasets, load_image
+from ml.explain.pipeline import ModelBatch, prepare_batch
 
 __all__ = ["Case", "CaseSet", "ModelBatch", "load_cases", "model_batch"]
 
@@ -52,15 +54,6 @@ class CaseSet:
         return out
 
 
-@dataclass
-class ModelBatch:
-    """Cases prepared for one model's input spec."""
-
-    inputs: torch.Tensor  # N×C×S×S in [0, 1]
-    boxes: list[Letterbox]
-    masks: torch.Tensor | None  # N×S×S bool, all-False for a case without a mask
-
-
 def _case_id(path: Path, root: Path) -> str:
     base = root if root.is_dir() else root.parent
     try:
@@ -87,9 +80,21 @@ def _interleave_classes(samples: Sequence[Sample]) -> list[Sample]:
     return [s for *_, s in sorted(ranked, key=lambda r: r[:3])]
 
 
-def load_cases(data: str | Path, *, split: str = "val", limit: int | None = None) -> CaseSet:
-    """``limit`` cases of ``split``, classes interleaved (deterministic), decoded once."""
-    bundle = build_datasets(data, image_size=32, in_channels=1, augment=None, cache=False)
+def load_cases(
+    data: str | Path,
+    *,
+    split: str = "val",
+    limit: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> CaseSet:
+    """``limit`` cases of ``split``, classes interleaved (deterministic), decoded once.
+
+    ``options`` are ``build_datasets`` split arguments (``ml.data.splits.split_options`` of a
+    checkpoint's training record), so ``split`` names the same images as in training.
+    """
+    bundle = build_datasets(
+        data, image_size=32, in_channels=1, augment=None, cache=False, **dict(options or {})
+    )
     dataset = bundle.split(split)
     samples = _interleave_classes(dataset.samples)
     samples = samples[:limit] if limit is not None else samples
@@ -121,16 +126,6 @@ def load_cases(data: str | Path, *, split: str = "val", limit: int | None = None
 
 def model_batch(cases: Sequence[Case], image_size: int, in_channels: int) -> ModelBatch:
     """Letterbox cases (and their masks, identically) into a model's input square."""
-    xs, boxes, masks = [], [], []
-    any_mask = any(c.mask is not None for c in cases)
-    for c in cases:
-        x, box = prepare_input(c.array, image_size, in_channels)
-        xs.append(x)
-        boxes.append(box)
-        if any_mask:
-            if c.mask is None:
-                masks.append(torch.zeros(image_size, image_size, dtype=torch.bool))
-            else:
-                m, _ = prepare_input(c.mask.astype(np.float32), image_size, 1)
-                masks.append(m[0] > 0.5)
-    return ModelBatch(torch.stack(xs), boxes, torch.stack(masks) if any_mask else None)
+    return prepare_batch(
+        [c.array for c in cases], image_size, in_channels, masks=[c.mask for c in cases]
+    )

@@ -1,10 +1,15 @@
 """Compare checkpoints' saliency maps on one data set: the engine behind ``radsal saliency``.
 
-Every arm (checkpoint + BN route) goes through the same steps — compute, post-process, render,
-measure — so the outputs differ only where the models differ. Outputs under ``out_dir``:
+Every arm (checkpoint + BN route) goes through :func:`ml.explain.pipeline.explain_batch` —
+the same compute → post-process → render → metrics → provenance pipeline as a study's
+generation job, so a map here is byte-for-byte the map raters would see. On top of it this
+module adds what only an ML engineer needs: faithfulness curves, the randomisation check,
+overlays and a contact sheet. Outputs under ``out_dir``:
 
-* ``<arm>/heatmaps/<case>.png`` (RGBA, alpha = map), ``<arm>/overlays/<case>.png``,
-  ``<arm>/raw/<case>.npy`` (float16, model-input resolution), ``<arm>/provenance.json``;
+* ``<arm>/fields/<case>.npy`` (the map field raters are served, see ``ml.explain.field``),
+  ``<arm>/heatmaps/<case>.png`` (RGBA, alpha = map, rendered from the field at display size),
+  ``<arm>/overlays/<case>.png``, ``<arm>/raw/<case>.npy`` (float16, model-input resolution),
+  ``<arm>/provenance.json``;
 * ``metrics.csv`` / ``metrics.json``: one row per case × arm; ``summary.csv``: means per arm;
 * ``contact_sheet.png``: image | map per arm, for the first cases (masks outlined).
 """
@@ -26,11 +31,11 @@ from tqdm import tqdm
 
 from ml.explain.cases import CaseSet, model_batch
 from ml.explain.contact_sheet import SheetRow, make_contact_sheet
-from ml.explain.engine import compute_saliency
-from ml.explain.metrics import deletion_auc, insertion_auc, map_metrics
-from ml.explain.postprocess import postprocess
+from ml.explain.field import render_field_png
+from ml.explain.metrics import deletion_auc, insertion_auc
+from ml.explain.pipeline import MapSettings, explain_batch
 from ml.explain.provenance import jsonable, provenance
-from ml.explain.render import render_heatmaps_png, render_overlay_png, save_raw_map
+from ml.explain.render import render_overlay_png
 from ml.explain.sanity import randomization_check
 
 __all__ = ["SUMMARY_METRICS", "Arm", "CompareConfig", "run_comparison"]
@@ -75,6 +80,17 @@ class CompareConfig:
     sheet_rows: int = 6
     progress: bool = True
 
+    def map_settings(self) -> MapSettings:
+        """The settings of the shared pipeline (what a study would fix for all arms)."""
+        return MapSettings(
+            method=self.method,
+            params=self.params,
+            target=self.target,
+            postprocess=self.postprocess,
+            postprocess_params=self.postprocess_params,
+            colormap=self.colormap,
+        )
+
 
 def _mean(values: Sequence[float | None]) -> float | None:
     vals = [v for v in values if v is not None and not math.isnan(v)]
@@ -94,6 +110,7 @@ def run_comparison(
     sheet_maps: dict[str, list[np.ndarray]] = {}
     sheet_caps: dict[str, list[str]] = {}
     n_sheet = min(config.sheet_rows, len(cases.cases))
+    settings = config.map_settings()
     for arm in arms:
         meta = arm.meta
         size, channels = int(meta["image_size"]), int(meta["in_channels"])
@@ -109,6 +126,7 @@ def run_comparison(
         compute_ms = 0.0
         wall = time.perf_counter()
         sanity: list[float] = []
+        params: dict[str, Any] = {}
         bar = tqdm(
             total=len(cases.cases),
             desc=f"saliency {arm.label}",
@@ -120,22 +138,21 @@ def run_comparison(
             chunk = cases.cases[lo : lo + config.batch_size]
             batch = model_batch(chunk, size, channels)
             labels = labels_all[lo : lo + len(chunk)] if labels_all is not None else None
-            res = compute_saliency(
+            explained = explain_batch(
                 arm.model,
-                batch.inputs,
-                method=config.method,
-                target=config.target,
-                labels=labels,
+                batch,
+                settings,
                 class_names=names,
+                checkpoint_sha256=arm.sha256,
+                display_sizes=[(c.display.shape[0], c.display.shape[1]) for c in chunk],
                 route=arm.route,
-                params=config.params,
+                labels=labels,
                 device=config.device,
                 max_batch=config.batch_size,
                 multilabel=cases.multilabel,
             )
-            compute_ms += res.compute_ms
-            maps01 = postprocess(res.maps, config.postprocess, **config.postprocess_params)
-            metrics = map_metrics(maps01, batch.masks, raw_maps=res.maps)
+            compute_ms += explained.compute_ms
+            params = explained.params
             faith: dict[str, torch.Tensor] = {}
             if config.faithfulness_steps > 0:
                 kw: dict[str, Any] = {
@@ -144,9 +161,9 @@ def run_comparison(
                     "multilabel": cases.multilabel,
                     "max_batch": config.batch_size * 4,
                 }
-                x = batch.inputs
-                faith["deletion_auc"] = deletion_auc(arm.model, x, res.maps, res.targets, **kw)
-                faith["insertion_auc"] = insertion_auc(arm.model, x, res.maps, res.targets, **kw)
+                x, raw, tg = batch.inputs, explained.raw, explained.targets
+                faith["deletion_auc"] = deletion_auc(arm.model, x, raw, tg, **kw)
+                faith["insertion_auc"] = insertion_auc(arm.model, x, raw, tg, **kw)
             if config.sanity_cases > len(sanity):
                 take = min(config.sanity_cases - len(sanity), len(chunk))
                 check = randomization_check(
@@ -161,40 +178,42 @@ def run_comparison(
                     max_batch=config.batch_size,
                 )
                 sanity.extend(check["spearman"])
-            # Back onto each case's own display geometry, then encode the batch in parallel.
-            originals = [
-                np.clip(box.to_original(m), 0.0, 1.0)
-                for box, m in zip(batch.boxes, maps01, strict=True)
-            ]
-            heatmaps = render_heatmaps_png(originals, colormap=config.colormap)
             (arm_dir / "heatmaps").mkdir(parents=True, exist_ok=True)
             (arm_dir / "overlays").mkdir(parents=True, exist_ok=True)
+            (arm_dir / "raw").mkdir(parents=True, exist_ok=True)
+            (arm_dir / "fields").mkdir(parents=True, exist_ok=True)
             for i, case in enumerate(chunk):
-                map_orig = originals[i]
-                (arm_dir / "heatmaps" / f"{case.case_id}.png").write_bytes(heatmaps[i])
+                m = explained.maps[i]
+                shown = (int(case.display.shape[0]), int(case.display.shape[1]))
+                (arm_dir / "heatmaps" / f"{case.case_id}.png").write_bytes(
+                    render_field_png(m.field, size=shown, colormap=config.colormap)
+                )
                 (arm_dir / "overlays" / f"{case.case_id}.png").write_bytes(
                     render_overlay_png(
-                        case.display, map_orig, colormap=config.colormap, opacity=config.opacity
+                        case.display,
+                        m.map01(shown),
+                        colormap=config.colormap,
+                        opacity=config.opacity,
                     )
                 )
-                save_raw_map(arm_dir / "raw" / f"{case.case_id}.npy", res.maps[i])
-                pred = int(res.probs[i].argmax())
-                tgt = res.targets[i]
+                (arm_dir / "fields" / f"{case.case_id}.npy").write_bytes(m.field_npy)
+                (arm_dir / "raw" / f"{case.case_id}.npy").write_bytes(m.raw_npy)
+                pred = m.predicted
                 row: dict[str, Any] = {
                     "case_id": case.case_id,
                     "arm": arm.label,
                     "checkpoint_sha256": arm.sha256,
                     "route": arm.route or "clean",
                     "method": config.method,
-                    "target": res.target_names[i],
-                    "target_source": res.target_sources[i],
+                    "target": m.target_name,
+                    "target_source": m.target_source,
                     "label": "+".join(
                         n for n, v in zip(cases.class_names, case.label, strict=True) if v > 0.5
                     ),
                     "pred": names[pred],
-                    "prob_target": float(res.probs[i, tgt].mean()),
+                    "prob_target": float(explained.probs[i, m.targets].mean()),
                     "correct": None,
-                    **metrics[i],
+                    **m.metrics,
                 }
                 if not cases.multilabel and labels is not None:
                     row["correct"] = float(labels[i, pred] > 0.5)
@@ -202,9 +221,9 @@ def run_comparison(
                     row[key] = float(vals[i])
                 arm_rows.append(row)
                 if lo + i < n_sheet:
-                    sheet_maps.setdefault(arm.label, []).append(map_orig)
-                    g, me = metrics[i]["gini"], metrics[i]["mask_energy"]
-                    cap = f"{names[pred]} {float(res.probs[i, pred]):.2f} · G {g:.2f}"
+                    sheet_maps.setdefault(arm.label, []).append(m.map01(shown))
+                    g, me = m.metrics["gini"], m.metrics["mask_energy"]
+                    cap = f"{names[pred]} {m.probs[pred]:.2f} · G {g:.2f}"
                     sheet_caps.setdefault(arm.label, []).append(
                         cap + (f" · in-mask {me:.2f}" if me is not None else "")
                     )
@@ -215,11 +234,11 @@ def run_comparison(
             checkpoint_sha256=arm.sha256,
             route=arm.route,
             method=config.method,
-            params=res.params,
+            params=params,
             target=config.target,
             compute_ms=compute_ms,
             device=config.device,
-            postprocess={"mode": config.postprocess, **config.postprocess_params},
+            postprocess=settings.postprocess_record(),
         )
         (arm_dir / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
         entry: dict[str, Any] = {

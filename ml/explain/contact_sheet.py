@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ml.explain.render import overlay_array
 
-__all__ = ["SheetRow", "make_contact_sheet"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["SheetRow", "contact_sheet_figure", "make_contact_sheet"]
 
 
 @dataclass
@@ -40,6 +44,32 @@ def make_contact_sheet(
     suptitle: str | None = None,
 ) -> Path:
     """Write the sheet (PNG or PDF by suffix) and return its path."""
+    fig = contact_sheet_figure(
+        rows,
+        columns,
+        colormap=colormap,
+        opacity=opacity,
+        cell_inches=cell_inches,
+        dpi=dpi,
+        suptitle=suptitle,
+    )
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    return out
+
+
+def contact_sheet_figure(
+    rows: Sequence[SheetRow],
+    columns: Sequence[str],
+    *,
+    colormap: str = "jet",
+    opacity: float = 0.5,
+    cell_inches: float = 2.2,
+    dpi: int = 150,
+    suptitle: str | None = None,
+) -> Figure:
+    """The sheet as a matplotlib Figure (Agg canvas attached), before it is saved."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -49,7 +79,13 @@ def make_contact_sheet(
     for r in rows:
         if len(r.maps) != len(columns):
             raise ValueError(f"each row needs {len(columns)} maps, got {len(r.maps)}")
-    fig = Figure(figsize=(cell_inches * n_cols, cell_inches * len(rows) + 0.4), dpi=dpi)
+    # Constrained layout reserves room for the suptitle above the column titles; tight_layout
+    # ignored it and drew the title across the first row's headers.
+    fig = Figure(
+        figsize=(cell_inches * n_cols, cell_inches * len(rows) + 0.6),
+        dpi=dpi,
+        layout="constrained",
+    )
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(rows), n_cols, squeeze=False)
     for i, row in enumerate(rows):
@@ -72,8 +108,4 @@ def make_contact_sheet(
                 ax.set_xlabel(row.captions[j - 1], fontsize=7)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    return out
+    return fig

@@ -29,16 +29,10 @@ from captum.attr import (
 )
 from torch import nn
 
+from ml.explain.choices import METHODS
+
 __all__ = ["DEFAULT_PARAMS", "METHODS", "SINGLE_PASS", "TargetHead", "attribute", "method_params"]
 
-METHODS: tuple[str, ...] = (
-    "gradient",
-    "smoothgrad",
-    "integrated_gradients",
-    "gradcam",
-    "guided_backprop",
-    "occlusion",
-)
 
 # Methods whose single forward pass can also pick the predicted class (no extra forward).
 SINGLE_PASS = frozenset({"gradient", "gradcam", "guided_backprop"})

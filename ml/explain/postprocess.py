@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["POSTPROCESS_MODES", "postprocess"]
+from ml.explain.choices import POSTPROCESS_MODES
 
-POSTPROCESS_MODES = ("clip_std", "percentile")
+__all__ = ["POSTPROCESS_MODES", "postprocess"]
 
 
 def postprocess(maps: torch.Tensor, mode: str = "clip_std", **params: Any) -> torch.Tensor:

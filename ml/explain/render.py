@@ -9,6 +9,7 @@ computed once per name; PNGs carry no metadata chunks and use one fixed compress
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -22,12 +23,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ml.explain.choices import COLORMAPS
+
 __all__ = [
     "COLORMAPS",
     "PNG_COMPRESS_LEVEL",
     "colorize",
     "encode_png",
+    "float16_npy",
     "load_raw_map",
+    "raw_map_bytes",
     "render_heatmap_png",
     "render_heatmaps_png",
     "render_overlay_png",
@@ -35,7 +40,6 @@ __all__ = [
     "save_raw_map",
 ]
 
-COLORMAPS = ("jet", "inferno", "viridis", "hot", "gray")
 # zlib level 1 (fastest): on noisy gradient maps the default 6 is ~3x slower for ~2 % smaller
 # files. One level for every arm.
 PNG_COMPRESS_LEVEL = 1
@@ -218,15 +222,32 @@ def overlay_array(
     return np.rint(disp * (1.0 - alpha) + color * alpha).astype(np.uint8)
 
 
-def save_raw_map(path: str | Path, map_: np.ndarray | torch.Tensor) -> Path:
-    """Store a raw (un-post-processed) map as float16 ``.npy`` (half the bytes of float32)."""
+def float16_npy(array: np.ndarray | torch.Tensor) -> bytes:
+    """``array`` as float16 ``.npy`` bytes: radsal's one writer of stored float arrays.
+
+    Raw maps and the app's stored model inputs both go through here, so "what a stored float
+    array looks like" (dtype, header, no pickle) is decided in one place.
+    """
+    arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    buf = io.BytesIO()
+    np.save(buf, arr.astype(np.float16), allow_pickle=False)
+    return buf.getvalue()
+
+
+def raw_map_bytes(map_: np.ndarray | torch.Tensor) -> bytes:
+    """A raw (un-post-processed) H×W map as float16 ``.npy`` bytes (half of float32)."""
     arr = map_.detach().cpu().numpy() if isinstance(map_, torch.Tensor) else np.asarray(map_)
     if arr.ndim != 2:
         raise ValueError(f"a raw map must be 2-D (H×W), got shape {arr.shape}")
+    return float16_npy(arr)
+
+
+def save_raw_map(path: str | Path, map_: np.ndarray | torch.Tensor) -> Path:
+    """Store a raw map at ``path`` (the bytes of :func:`raw_map_bytes`)."""
+    data = raw_map_bytes(map_)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("wb") as fh:
-        np.save(fh, arr.astype(np.float16), allow_pickle=False)
+    out.write_bytes(data)
     return out
 
 

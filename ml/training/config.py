@@ -1,14 +1,36 @@
-"""Training configuration: one dataclass mirroring ``radsal train``'s options."""
+"""Training configuration: one dataclass, the single source of every training default.
+
+``radsal train`` takes its option defaults from here (``config_defaults``) and maps its parsed
+options back by field name; the demo starts from these defaults and changes only what it
+means to. A default changed here therefore changes everywhere at once.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
-__all__ = ["MODES", "STAGES", "TrainConfig"]
+from ml.data.splits import MASK_SPLITS
+
+__all__ = [
+    "MASK_SPLITS",
+    "MODES",
+    "NORMS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "SELECT_METRICS",
+    "STAGES",
+    "TrainConfig",
+    "config_defaults",
+]
 
 MODES = ("standard", "adversarial", "dual", "fast")
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "step", "none")
+NORMS = ("linf", "l2")
+SELECT_METRICS = ("auroc", "loss")
 
 
 @dataclass
@@ -49,7 +71,9 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op CPU threads (None: torch's default)
     amp: bool = True  # bf16 autocast, CUDA only
     channels_last: bool = True  # CUDA only
-    select_metric: str = "loss"  # loss (clean val loss, as in the paper) | auroc
+    # auroc: clean macro validation AUROC (a loss can fall while the ranking collapses);
+    # loss: clean validation loss, as in the paper.
+    select_metric: str = "auroc"
     init_from: str | None = None
     init_route: str | None = None  # which BN of a dual-BN init checkpoint feeds a single-BN model
     freeze_through: str | None = None  # stem | layer1..layer4
@@ -57,6 +81,9 @@ class TrainConfig:
     uncertainty: str = "zeros"
     label_columns: list[str] | None = None
     val_fraction: float = 0.2
+    test_fraction: float = 0.0  # CSV without split column: held-out test share (by patient)
+    mask_split: str = "auto"  # where images with masks go: auto | val | test | none
+    label: str | None = None  # the model's name in reports and comparisons (None: out's name)
     max_steps_per_epoch: int | None = None
     grad_clip: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -64,14 +91,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose from {MODES}")
-        if self.norm not in ("linf", "l2"):
+        if self.norm not in NORMS:
             raise ValueError(f"unknown norm {self.norm!r}; choose linf or l2")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
+        if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}")
-        if self.schedule not in ("cosine", "step", "none"):
+        if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}")
-        if self.select_metric not in ("loss", "auroc"):
+        if self.select_metric not in SELECT_METRICS:
             raise ValueError("select_metric must be 'loss' or 'auroc'")
+        if self.mask_split not in MASK_SPLITS:
+            raise ValueError(f"mask_split must be one of {MASK_SPLITS}")
         if self.freeze_through is not None and self.freeze_through not in STAGES:
             raise ValueError(f"freeze_through must be one of {STAGES}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -98,5 +127,22 @@ class TrainConfig:
             return self.bn_momentum
         return 0.01 if total_steps >= 500 else 0.1
 
+    @property
+    def run_label(self) -> str:
+        """The model's name: ``label``, else the output folder's name (never "best")."""
+        return self.label or Path(self.out).name or "model"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def config_defaults() -> dict[str, Any]:
+    """Every field's default (fresh copies of mutable ones), keyed by field name; the fields
+    without one (``data``, ``out``) are absent. What the CLI's options default to."""
+    out: dict[str, Any] = {}
+    for f in fields(TrainConfig):
+        if f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            out[f.name] = f.default_factory()
+    return out

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -181,9 +182,19 @@ def evaluate(
         amp_dtype=amp_dtype,
     )
     per, macro = macro_auroc(preds.probs, preds.targets, multilabel)
+    # Distinct predictions (argmax, or thresholded label sets): one distinct prediction for a
+    # split with several true classes is a collapse, which accuracy alone hides.
+    if multilabel:
+        predicted = len(np.unique(preds.probs >= 0.5, axis=0))
+        truth = len(np.unique(np.asarray(preds.targets), axis=0))
+    else:
+        predicted = len(np.unique(preds.probs.argmax(1)))
+        truth = len(np.unique(np.asarray(preds.targets)))
     return {
         f"{prefix}_loss": preds.loss,
         f"{prefix}_auroc": macro,
         f"{prefix}_auroc_per_class": per,
         f"{prefix}_accuracy": accuracy(preds.probs, preds.targets, multilabel),
+        f"{prefix}_predicted_classes": predicted,
+        f"{prefix}_collapsed": predicted == 1 and truth > 1,
     }

@@ -1,8 +1,9 @@
 """``train(config)``: data, model, optimiser, schedule, epochs, logs and checkpoints.
 
-Writes to ``config.out``: ``best.pt`` (best clean validation loss, or AUROC), ``last.pt``
+Writes to ``config.out``: ``best.pt`` (best clean validation AUROC, or loss), ``last.pt``
 (everything needed to resume: model, optimiser, scheduler, epoch, best metric, RNG states),
-``metrics.jsonl`` and ``metrics.csv`` (one row per epoch) and ``config.json``.
+``metrics.jsonl`` and ``metrics.csv`` (one row per epoch, with the dual-BN divergence for
+dual-BN runs), ``selection.json`` (what picked best.pt, and warnings) and ``config.json``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ from typing import Any, cast
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ml.checkpoint import CheckpointError, read_checkpoint_dict, save_checkpoint
 from ml.data import build_datasets
+from ml.evaluation.dual_bn import dual_bn_diagnostics
 from ml.models import create_model, unwrap
 from ml.training.config import TrainConfig
 from ml.training.distributed import DistContext, cleanup_distributed, setup_distributed
 from ml.training.freeze import freeze_through, keep_frozen_in_eval
 from ml.training.init import init_from_checkpoint
 from ml.training.loop import attack_config, evaluate, train_one_epoch
+from ml.training.selection import selection_warnings
 
 __all__ = ["TrainResult", "train"]
 
@@ -44,6 +47,8 @@ class TrainResult:
     best_metric: float
     out_dir: Path
     class_names: list[str] = field(default_factory=list)
+    # {"metric", "epoch", "value", "warnings"}: what picked best.pt and what to worry about.
+    selection: dict[str, Any] = field(default_factory=dict)
 
 
 def _seed_everything(seed: int) -> None:
@@ -162,6 +167,8 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
         label_columns=cfg.label_columns,
         uncertainty=cfg.uncertainty,
         val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+        mask_split=cfg.mask_split,
         seed=cfg.seed,
     )
     k = len(bundle.class_names)
@@ -213,12 +220,23 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
+    # A standard run records no attack settings: it never attacked anything, and a reader
+    # (or evaluate's default ε sweep) must not take an unused default for a training ε.
+    attack_meta: dict[str, Any] = (
+        {
+            "norm": cfg.norm,
+            "eps": cfg.eps,
+            "step_size": cfg.attack_step_size,
+            "steps": attack_config(cfg).steps,
+            "random_start": attack_config(cfg).random_start,
+        }
+        if cfg.mode != "standard"
+        else {}
+    )
     train_meta: dict[str, Any] = {
+        "label": cfg.run_label,
         "mode": cfg.mode,
-        "norm": cfg.norm,
-        "eps": cfg.eps,
-        "step_size": cfg.attack_step_size,
-        "steps": attack_config(cfg).steps if cfg.mode != "standard" else 0,
+        **attack_meta,
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
@@ -234,6 +252,9 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
         "label_columns": cfg.label_columns,
         "uncertainty": cfg.uncertainty,
         "val_fraction": cfg.val_fraction,
+        "test_fraction": cfg.test_fraction,
+        "mask_split": cfg.mask_split,
+        "split": bundle.info["split"],
         "data": str(cfg.data),
         "world_size": ctx.world_size,
         **init_info,
@@ -250,7 +271,9 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
     best_path, last_path = out / "best.pt", out / "last.pt"
     history: list[dict[str, Any]] = []
     best = math.nan
+    best_epoch: int | None = None
     start_epoch = 0
+    probe = _diagnostic_batch(bundle.val, device) if cfg.dual_bn else None
     if cfg.resume and last_path.is_file():
         raw, _, _ = read_checkpoint_dict(last_path)
         resume = (raw.get("extra") or {}).get("resume") if isinstance(raw, dict) else None
@@ -263,6 +286,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
         start_epoch = int(resume["epoch"]) + 1
         best = float(resume["best"])
         history = list(resume["history"])
+        best_epoch = next((int(h["epoch"]) for h in reversed(history) if h.get("best")), None)
         _set_rng_state(resume["rng"], gen)
         log.info("resumed from %s at epoch %d", last_path, start_epoch + 1)
     if ctx.is_main:
@@ -297,10 +321,14 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
                 amp_dtype=amp_dtype,
             )
         )
+        if probe is not None:
+            diag = dual_bn_diagnostics(model, probe, bundle.multilabel)
+            row.update({k: v for k, v in diag.items() if k not in ("bn_layers", "n_images")})
         value = row["val_loss"] if cfg.select_metric == "loss" else row["val_auroc"]
         improved = _is_better(cfg.select_metric, value, best)
         if improved:
             best = value
+            best_epoch = epoch + 1
         row["best"] = improved
         history.append(row)
         if ctx.is_main:
@@ -331,10 +359,41 @@ def _train(cfg: TrainConfig, ctx: DistContext, progress: bool) -> TrainResult:
                     f"train loss {row.get('train_loss', float('nan')):.4f} | "
                     f"val loss {row['val_loss']:.4f} auroc {row['val_auroc']:.3f} "
                     f"acc {row['val_accuracy']:.3f}"
+                    f"{' (one class predicted)' if row['val_collapsed'] else ''}"
                     f"{' *' if improved else ''}"
                 )
-    if not best_path.is_file() and ctx.is_main:
-        # Validation never gave a finite metric: keep the last model as "best" rather than none.
-        save_checkpoint(best_path, model, train={**train_meta, "epoch": cfg.epochs}, **ckpt_meta)
+    warnings = selection_warnings(history, cfg.select_metric, best_epoch)
+    selection = {
+        "metric": f"val_{cfg.select_metric}",
+        "epoch": best_epoch,
+        "value": None if math.isnan(best) else best,
+        "warnings": warnings,
+    }
+    if ctx.is_main:
+        if best_epoch is None:
+            # Validation never gave a finite metric: keep the last model as "best", not none.
+            meta = {**train_meta, "epoch": cfg.epochs, "selection": selection}
+            save_checkpoint(best_path, model, train=meta, **ckpt_meta)
+        elif best_path.is_file():
+            # best.pt again, now with the verdict on the whole run (warnings need every epoch).
+            raw, _, _ = read_checkpoint_dict(best_path)
+            unwrap(model).load_state_dict(raw["state_dict"])
+            meta = {**dict(raw.get("train") or {}), "selection": selection}
+            save_checkpoint(best_path, model, train=meta, **ckpt_meta)
+        (out / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
+        for text in warnings:
+            log.warning("WARNING (%s): %s", cfg.run_label, text)
     final = history[-1] if history else {}
-    return TrainResult(best_path, last_path, history, final, best, out, bundle.class_names)
+    return TrainResult(
+        best_path, last_path, history, final, best, out, bundle.class_names, selection
+    )
+
+
+def _diagnostic_batch(dataset: Dataset[Any], device: torch.device) -> torch.Tensor | None:
+    """Up to 32 validation images, fixed for the run: where the BN branches are compared."""
+    size = len(dataset)  # type: ignore[arg-type]
+    if size == 0:
+        return None
+    # Evenly spaced, so a class-sorted split contributes every class.
+    picks = np.linspace(0, size - 1, min(size, 32)).round().astype(int)
+    return torch.stack([dataset[int(i)][0] for i in picks]).to(device)

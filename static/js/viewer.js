@@ -75,58 +75,35 @@
   });
 
   /* ------------------------------------------------------------------ viewer */
-  const PRESETS = $$("#wl-preset option").map((o) => o.value.split(",").map(Number));
+  /* Pixels come from RadViewer (static/js/radviewer.js): the image at full depth, windowed in
+     real units (HU for CT), and each map's field coloured with the study's colormap table,
+     by one code path for both slots. Settings persist across the trials of a study. */
+  const settingsKey = "radsal:viewer:" + cfg.studyId;
   const view = {
-    zoom: 1, cx: 0, cy: 0, wc: 128, ww: 256,
+    zoom: 1, cx: 0, cy: 0, wc: 128, ww: 256, invert: false, threshold: 0, topk: 100,
     opacity: Number(cfg.opacity || 0.5), overlay: true, plain: false, tool: "pan", full: false,
+    flicker: null, // null: side by side; "a" / "b": one viewport showing that map
   };
   const vpBox = $("#viewports");
-  const ports = $$(".vp").map((el) => ({ el, slot: el.dataset.slot, canvas: $("canvas", el) }));
-  const pics = { image: null, a: null, b: null };
-  let gray = null; // luminance of the display image, for window/level
-  let windowed = null; // offscreen canvas holding the windowed grayscale image
-  let lutKey = "";
+  const ports = $$(".vp").map((el) => ({ el, slot: el.dataset.slot, canvas: $("canvas", el), r: null }));
+  const fields = { a: null, b: null };
+  let spec = null;
+  let image = null; // {data, width, height} in real units
+  let presets = [];
   let frame = 0;
 
-  function loadImage(url) {
-    return new Promise((resolve, reject) => {
-      const img = new Image();
-      img.decoding = "async";
-      img.onload = () => resolve(img);
-      img.onerror = () => reject(new Error("image failed to load"));
-      img.src = url;
-    });
+  function saveSettings() {
+    if (!image) return;
+    const keep = {
+      zoom: view.zoom, rx: view.cx / image.width, ry: view.cy / image.height, units: spec.image.units,
+      modality: spec.image.modality, wc: view.wc, ww: view.ww, invert: view.invert,
+      opacity: view.opacity, overlay: view.overlay, topk: view.topk, plain: view.plain,
+    };
+    try { localStorage.setItem(settingsKey, JSON.stringify(keep)); } catch (err) { /* private mode */ }
   }
 
-  function buildGray(img) {
-    const c = document.createElement("canvas");
-    c.width = img.naturalWidth;
-    c.height = img.naturalHeight;
-    const ctx = c.getContext("2d", { willReadFrequently: true });
-    ctx.drawImage(img, 0, 0);
-    const rgba = ctx.getImageData(0, 0, c.width, c.height).data;
-    const g = new Uint8Array(c.width * c.height);
-    for (let i = 0, j = 0; j < g.length; i += 4, j += 1) g[j] = rgba[i];
-    return { w: c.width, h: c.height, data: g, canvas: c, ctx };
-  }
-
-  function applyWindow() {
-    const key = view.wc + "/" + view.ww;
-    if (key === lutKey && windowed) return;
-    lutKey = key;
-    const lut = new Uint8ClampedArray(256);
-    const lo = view.wc - view.ww / 2;
-    for (let v = 0; v < 256; v += 1) lut[v] = ((v - lo) / view.ww) * 255;
-    const out = gray.ctx.createImageData(gray.w, gray.h);
-    const px = out.data;
-    for (let j = 0, i = 0; j < gray.data.length; j += 1, i += 4) {
-      const v = lut[gray.data[j]];
-      px[i] = v; px[i + 1] = v; px[i + 2] = v; px[i + 3] = 255;
-    }
-    windowed = windowed || document.createElement("canvas");
-    windowed.width = gray.w;
-    windowed.height = gray.h;
-    windowed.getContext("2d").putImageData(out, 0, 0);
+  function loadSettings() {
+    try { return JSON.parse(localStorage.getItem(settingsKey) || "null"); } catch (err) { return null; }
   }
 
   function visiblePorts() {
@@ -137,65 +114,79 @@
     const dpr = window.devicePixelRatio || 1;
     const w = p.canvas.clientWidth * dpr;
     const h = p.canvas.clientHeight * dpr;
-    return Math.min(w / gray.w, h / gray.h);
+    return Math.min(w / image.width, h / image.height);
   }
 
   function scaleOf(p) {
     return fitScale(p) * view.zoom;
   }
 
+  function slotShown(p) {
+    if (p.slot === "image") return null;
+    return view.flicker && p.slot === "a" ? view.flicker : p.slot;
+  }
+
+  function thresholdLevel(field) {
+    return field && view.topk < 100 ? RadViewer.topKLevel(field, view.topk) : 0;
+  }
+
   function draw() {
     frame = 0;
-    if (!gray) return;
-    applyWindow();
+    if (!image) return;
     const dpr = window.devicePixelRatio || 1;
     for (const p of visiblePorts()) {
       const c = p.canvas;
       const w = Math.max(1, Math.round(c.clientWidth * dpr));
       const h = Math.max(1, Math.round(c.clientHeight * dpr));
       if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
-      const ctx = c.getContext("2d");
       const s = scaleOf(p);
-      ctx.setTransform(1, 0, 0, 1, 0, 0);
-      ctx.fillStyle = "#000";
-      ctx.fillRect(0, 0, w, h);
-      ctx.setTransform(s, 0, 0, s, w / 2 - view.cx * s, h / 2 - view.cy * s);
-      ctx.imageSmoothingEnabled = !view.full && s < 3;
-      ctx.imageSmoothingQuality = "high";
-      ctx.drawImage(windowed, 0, 0);
-      const map = pics[p.slot];
-      if (p.slot !== "image" && map && view.overlay && view.opacity > 0) {
-        ctx.globalAlpha = view.opacity;
-        ctx.drawImage(map, 0, 0, gray.w, gray.h);
-        ctx.globalAlpha = 1;
-      }
+      const shown = slotShown(p);
+      const field = shown && view.overlay && view.opacity > 0 ? fields[shown] : null;
+      p.r.setImage(image);
+      p.r.setField(field);
+      p.r.setColormap(spec.colormap);
+      p.r.draw({
+        image, field, center: view.wc, width: view.ww, invert: view.invert,
+        opacity: view.opacity, threshold: thresholdLevel(field),
+        view: [view.cx - w / 2 / s, view.cy - h / 2 / s, view.cx + w / 2 / s, view.cy + h / 2 / s],
+      });
       // The drawn state, readable by tests and assistive tools (no arm information here).
       Object.assign(c.dataset, {
         zoom: view.zoom.toFixed(4), cx: view.cx.toFixed(2), cy: view.cy.toFixed(2),
-        wc: String(view.wc), ww: String(view.ww),
-        opacity: view.overlay && p.slot !== "image" ? view.opacity.toFixed(2) : "0",
+        wc: String(Math.round(view.wc * 100) / 100), ww: String(Math.round(view.ww * 100) / 100),
+        opacity: field ? view.opacity.toFixed(2) : "0", renderer: p.r.kind, shown: shown || "image",
       });
+      if (p.slot !== "image") $("figcaption", p.el).textContent = "Map " + (shown || p.slot).toUpperCase();
     }
+    const unit = spec.image.units ? " " + spec.image.units : "";
     $("#zoom-out").textContent = Math.round(view.zoom * 100) + "%";
-    $("#wl-out").textContent = "C " + Math.round(view.wc) + " · W " + Math.round(view.ww);
+    $("#wl-out").textContent = "C " + Math.round(view.wc) + " · W " + Math.round(view.ww) + unit;
     $("#opacity-out").textContent = Math.round(view.opacity * 100) + "%";
+    $("#topk-out").textContent = view.topk >= 100 ? "all" : "top " + view.topk + "%";
+    saveSettings();
   }
 
   function redraw() {
     if (!frame) frame = requestAnimationFrame(draw);
   }
 
+  function defaultWindow() {
+    return [spec.image.window.center, spec.image.window.width];
+  }
+
   function resetView() {
     view.zoom = 1;
     view.full = false;
-    if (gray) { view.cx = gray.w / 2; view.cy = gray.h / 2; }
-    [view.wc, view.ww] = PRESETS[0] || [128, 256];
+    if (image) { view.cx = image.width / 2; view.cy = image.height / 2; }
+    [view.wc, view.ww] = defaultWindow();
+    view.invert = spec.image.invert;
     $("#wl-preset").selectedIndex = 0;
+    $("#invert-toggle").checked = view.invert;
     redraw();
   }
 
   function zoomAt(factor, p, mx, my) {
-    if (!gray) return;
+    if (!image) return;
     const next = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, view.zoom * factor));
     if (p && mx !== undefined) {
       const dpr = window.devicePixelRatio || 1;
@@ -213,7 +204,7 @@
 
   function fullResolution() {
     const p = visiblePorts()[0];
-    if (!p || !gray) return;
+    if (!p || !image) return;
     view.zoom = 1 / fitScale(p);
     view.full = true;
     redraw();
@@ -248,14 +239,70 @@
 
   function setPreset(index) {
     const sel = $("#wl-preset");
-    const i = ((index % PRESETS.length) + PRESETS.length) % PRESETS.length;
+    const i = ((index % presets.length) + presets.length) % presets.length;
     sel.selectedIndex = i;
-    [view.wc, view.ww] = PRESETS[i];
+    const p = presets[i];
+    if (p.auto) {
+      const w = RadViewer.autoWindow(image.data);
+      [view.wc, view.ww] = [w.center, w.width];
+    } else {
+      [view.wc, view.ww] = [p.center, p.width];
+    }
     redraw();
+  }
+
+  function setTopk(value) {
+    view.topk = Math.min(100, Math.max(1, Math.round(value)));
+    $("#topk").value = String(view.topk);
+    redraw();
+  }
+
+  function flicker() {
+    view.flicker = view.flicker === "a" ? "b" : "a";
+    ports.find((p) => p.slot === "b").el.hidden = true;
+    vpBox.classList.add("flicker");
+    $('[data-action="flicker"]').setAttribute("aria-pressed", "true");
+    redraw();
+  }
+
+  function sideBySide() {
+    view.flicker = null;
+    ports.find((p) => p.slot === "b").el.hidden = false;
+    vpBox.classList.remove("flicker");
+    $('[data-action="flicker"]').setAttribute("aria-pressed", "false");
+    redraw();
+  }
+
+  function toggleFullscreen() {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else if (vpBox.requestFullscreen) vpBox.requestFullscreen().catch(() => {});
+  }
+
+  /* Linked crosshair and magnifier: one image point, marked in every viewport. */
+  const cross = { x: null, y: null, magnify: false };
+  function placeCrosshair(p, e) {
+    if (!image) return;
+    const dpr = window.devicePixelRatio || 1;
+    const s = scaleOf(p);
+    cross.x = view.cx + (e.offsetX * dpr - p.canvas.width / 2) / s;
+    cross.y = view.cy + (e.offsetY * dpr - p.canvas.height / 2) / s;
+    for (const q of visiblePorts()) {
+      const mark = $(".crosshair", q.el);
+      const sq = scaleOf(q) / dpr;
+      const x = q.canvas.clientWidth / 2 + (cross.x - view.cx) * sq;
+      const y = q.canvas.clientHeight / 2 + (cross.y - view.cy) * sq;
+      mark.style.transform = `translate(${x}px, ${y}px)`;
+      mark.hidden = false;
+    }
   }
 
   for (const p of ports) {
     const c = p.canvas;
+    const mark = document.createElement("span");
+    mark.className = "crosshair";
+    mark.hidden = true;
+    mark.setAttribute("aria-hidden", "true");
+    p.el.appendChild(mark);
     let drag = null;
     c.addEventListener("wheel", (e) => {
       e.preventDefault();
@@ -263,6 +310,7 @@
     }, { passive: false });
     c.addEventListener("contextmenu", (e) => e.preventDefault());
     c.addEventListener("dblclick", (e) => { e.preventDefault(); resetView(); });
+    c.addEventListener("pointerleave", () => { for (const q of ports) $(".crosshair", q.el).hidden = true; });
     c.addEventListener("pointerdown", (e) => {
       const mode = e.button === 2 || (e.button === 0 && view.tool === "wl") ? "wl" : "pan";
       drag = { mode, x: e.clientX, y: e.clientY };
@@ -270,7 +318,7 @@
       c.classList.add("dragging");
     });
     c.addEventListener("pointermove", (e) => {
-      if (!drag || !gray) return;
+      if (!drag || !image) { placeCrosshair(p, e); return; }
       const dx = e.clientX - drag.x;
       const dy = e.clientY - drag.y;
       drag.x = e.clientX;
@@ -280,8 +328,9 @@
         view.cx -= dx / s;
         view.cy -= dy / s;
       } else {
-        view.ww = Math.min(512, Math.max(2, view.ww + dx));
-        view.wc = Math.min(255, Math.max(0, view.wc + dy * 0.5));
+        const step = Math.max(view.ww, 1) / 256; // sensitivity in the image's own units
+        view.ww = Math.max(1, view.ww + dx * step * 2);
+        view.wc = view.wc + dy * step;
       }
       redraw();
     });
@@ -301,6 +350,8 @@
     reset: resetView,
     full: fullResolution,
     "wl-tool": () => setTool(view.tool === "wl" ? "pan" : "wl"),
+    flicker: () => (view.flicker ? sideBySide() : flicker()),
+    fullscreen: toggleFullscreen,
   };
   for (const btn of $$("[data-action]")) {
     btn.addEventListener("click", () => {
@@ -309,25 +360,90 @@
     });
   }
   $("#opacity").addEventListener("input", (e) => setOpacity(Number(e.target.value) / 100));
+  $("#topk").addEventListener("input", (e) => setTopk(Number(e.target.value)));
   $("#overlay-toggle").addEventListener("change", (e) => setOverlay(e.target.checked));
   $("#plain-toggle").addEventListener("change", (e) => setPlain(e.target.checked));
+  $("#invert-toggle").addEventListener("change", (e) => { view.invert = e.target.checked; redraw(); });
   $("#wl-preset").addEventListener("change", (e) => { setPreset(e.target.selectedIndex); e.target.blur(); });
 
+  function colourBar() {
+    const bar = $("#colour-bar");
+    const rgb = window.RADSAL_COLORMAPS[spec.colormap];
+    const ctx = bar.getContext("2d");
+    const px = ctx.createImageData(256, 1);
+    for (let i = 0; i < 256; i++) {
+      px.data.set([rgb[i * 3], rgb[i * 3 + 1], rgb[i * 3 + 2], 255], i * 4);
+    }
+    ctx.putImageData(px, 0, 0);
+  }
+
+  function prefetch(url) {
+    if (!url) return;
+    fetch(url, { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null)).then((next) => {
+      if (!next) return;
+      const token = next.maps.a.split("/")[2];
+      try { sessionStorage.setItem("radsal:viewer-spec:" + token, JSON.stringify(next)); } catch (err) { /* full */ }
+      for (const u of [next.image.url, next.maps.a, next.maps.b]) fetch(u, { credentials: "same-origin" });
+    }).catch(() => {});
+  }
+
   const loading = $("#vp-loading");
-  Promise.all([cfg.imageUrl, cfg.mapAUrl, cfg.mapBUrl].map(loadImage)).then(([img, a, b]) => {
-    pics.image = img;
-    pics.a = a;
-    pics.b = b;
-    gray = buildGray(img);
-    view.cx = gray.w / 2;
-    view.cy = gray.h / 2;
-    loading.classList.add("gone");
-    root.dataset.ready = "1";
-    redraw();
-  }).catch(() => {
-    loading.textContent = "The images could not be loaded. Reload the page to try again.";
-    loading.classList.add("failed");
-  });
+  // The previous trial prefetched this one's description (and its files, into the HTTP cache).
+  const cachedSpec = (() => {
+    try { return JSON.parse(sessionStorage.getItem("radsal:viewer-spec:" + token) || "null"); } catch (err) { return null; }
+  })();
+  (cachedSpec ? Promise.resolve(cachedSpec) : fetch(cfg.viewerUrl, { credentials: "same-origin" })
+    .then((r) => { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); }))
+    .then((s) => {
+      spec = s;
+      return Promise.all([
+        RadViewer.loadImage(s.image), RadViewer.loadField(s.maps.a), RadViewer.loadField(s.maps.b),
+      ]);
+    })
+    .then(([img, a, b]) => {
+      image = img;
+      fields.a = a;
+      fields.b = b;
+      const prefer = new URLSearchParams(location.search).get("renderer") || "auto";
+      for (const p of ports) p.r = RadViewer.createRenderer(p.canvas, prefer);
+      presets = spec.image.presets.slice();
+      presets.unshift({ name: "Default", center: spec.image.window.center, width: spec.image.window.width });
+      const sel = $("#wl-preset");
+      sel.replaceChildren(...presets.map((p) => new Option(p.name)));
+      $("#finding").textContent = spec.finding;
+      colourBar();
+      view.cx = image.width / 2;
+      view.cy = image.height / 2;
+      [view.wc, view.ww] = defaultWindow();
+      view.invert = spec.image.invert;
+      view.opacity = spec.opacity;
+      const kept = loadSettings();
+      if (kept) {
+        view.zoom = kept.zoom || 1;
+        view.cx = (kept.rx ?? 0.5) * image.width;
+        view.cy = (kept.ry ?? 0.5) * image.height;
+        if (kept.units === spec.image.units && kept.modality === spec.image.modality) {
+          [view.wc, view.ww, view.invert] = [kept.wc, kept.ww, kept.invert];
+        }
+        view.opacity = kept.opacity ?? view.opacity;
+        view.overlay = kept.overlay ?? true;
+        view.topk = kept.topk ?? 100;
+        if (kept.plain) setPlain(true);
+      }
+      $("#opacity").value = String(Math.round(view.opacity * 100));
+      $("#overlay-toggle").checked = view.overlay;
+      $("#invert-toggle").checked = view.invert;
+      $("#topk").value = String(view.topk);
+      loading.classList.add("gone");
+      draw();
+      root.dataset.ready = "1";
+      root.dataset.readyAt = String(Math.round(performance.now()));
+      prefetch(spec.next_spec_url);
+    })
+    .catch(() => {
+      loading.textContent = "The images could not be loaded. Reload the page to try again.";
+      loading.classList.add("failed");
+    });
 
   /* ------------------------------------------------------------------ answer form */
   const form = $("#rating-form");
@@ -374,6 +490,8 @@
       scores,
       preference: pref ? pref.value : null,
       comment: comment ? comment.value : null,
+      // issue 15 hook (protocol_items.js): confidence, blinding guess, region, practice flag
+      ...(window.radsalProtocol ? window.radsalProtocol.answer() : {}),
     };
   }
 
@@ -389,6 +507,7 @@
     if (pref && pref.dataset.required === "1" && !$("input:checked", pref)) out.push("preference");
     const com = $("fieldset.comment");
     if (com && com.dataset.required === "1" && !comment.value.trim()) out.push("comment");
+    if (window.radsalProtocol) out.push(...window.radsalProtocol.missing()); // issue 15 hook
     return out;
   }
 
@@ -537,7 +656,10 @@
 
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
-    if (help.open) return; // the dialog handles its own keys (Esc closes)
+    if (help.open) { // the dialog handles its own keys (Esc closes); ? closes it too
+      if (e.key === "?") { help.close(); e.preventDefault(); }
+      return;
+    }
     const t = e.target;
     const typing = t instanceof HTMLTextAreaElement || (t instanceof HTMLInputElement && t.type === "text");
     if (typing) {
@@ -571,6 +693,10 @@
     else if (k === "[") setOpacity(view.opacity - 0.1);
     else if (k === "]") setOpacity(view.opacity + 0.1);
     else if (k === "?") help.showModal();
+    else if (k === "v" || k === "V") flicker();
+    else if (k === "s" || k === "S") sideBySide();
+    else if (k === "g" || k === "G") toggleFullscreen();
+    else if (k === "t" || k === "T") setTopk(view.topk >= 100 ? 10 : 100);
     else handled = false;
     if (handled) e.preventDefault();
   });

@@ -168,7 +168,9 @@ def test_analysis_api_page_report_and_figures(
     assert report.status_code == 200
     assert "attachment" in report.headers["content-disposition"]
     html = report.text
-    assert html.count("data:image/png;base64,") >= 4  # likert, forest, agreement, preference
+    # likert, forest, preference; no picture of the agreement table (the table is on the page)
+    assert html.count("data:image/png;base64,") >= 3
+    assert "agreement-highlight" not in html
     # Standalone: no stylesheet, script or image fetched from anywhere.
     assert not re.search(r'(src|href)="(/|https?:)', html)
     assert "3 raters each read 8 cases" in html and "Pratt" in html

@@ -41,7 +41,7 @@ def canaries_for(db: Session, study: Study) -> list[str]:
         arm.method = f"canarymethod{arm.position}"
         out += [ckpt.name, ckpt.sha256, arm.label, arm.method]
     for m in db.scalars(select(SaliencyMap).join(Arm).where(Arm.study_id == study.id)):
-        out += [Path(m.overlay_path).stem, Path(m.raw_path).stem]
+        out += [Path(m.overlay_path).stem, Path(m.raw_path).stem, Path(m.field_path).stem]
     for image in db.scalars(select(Image).join(Trial).where(Trial.study_id == study.id)):
         image.source_filename = f"CANARYFILE{image.id}.png"
         out += [image.source_filename, image.sha256, Path(image.display_path).stem]
@@ -138,8 +138,18 @@ def test_a_rater_can_reach_nothing_that_unblinds(
     theirs = list(db.scalars(select(Trial).where(Trial.rater_id == other.id)))
     reached = " ".join(crawler.seen)
     for trial in mine:
-        for suffix in ("", "/image.png", "/a.png", "/b.png"):
+        for suffix in ("", "/image.png", "/view/a", "/view/b"):
             assert f"/t/{trial.token}{suffix}" in crawler.seen
+        for slot in ("a", "b"):
+            # The old per-arm PNG overlays are gone: their byte sizes differed by arm.
+            assert client.get(f"/t/{trial.token}/{slot}.png").status_code == 404
+    # Every map payload the rater was handed has one byte length and one header set, so
+    # neither the size nor the headers of a response can tell the arms apart.
+    maps = [crawler.responses[f"/t/{trial.token}/view/{slot}"] for trial in mine for slot in "ab"]
+    assert all(r.status_code == 200 for r in maps)
+    assert len({len(r.content) for r in maps}) == 1
+    assert len({r.headers["content-length"] for r in maps}) == 1
+    assert len({tuple(sorted(r.headers.keys())) for r in maps}) == 1
     for trial in theirs:
         assert trial.token not in reached
     # The other rater (and so their progress or answers) is not mentioned anywhere.
@@ -157,14 +167,14 @@ def test_map_a_and_b_are_the_stored_sides_and_balanced(
     for trial in db.scalars(select(Trial).where(Trial.rater_id == me.id)):
         for slot, arm_id in (("a", trial.left_arm_id), ("b", trial.right_arm_id)):
             path = db.scalar(
-                select(SaliencyMap.overlay_path).where(
+                select(SaliencyMap.field_path).where(
                     SaliencyMap.arm_id == arm_id, SaliencyMap.image_id == trial.image_id
                 )
             )
-            got = client.get(f"/t/{trial.token}/{slot}.png")
+            got = client.get(f"/t/{trial.token}/view/{slot}")
             assert got.content == (settings.data_dir / str(path)).read_bytes()
-        a = client.get(f"/t/{trial.token}/a.png")
-        b = client.get(f"/t/{trial.token}/b.png")
+        a = client.get(f"/t/{trial.token}/view/a")
+        b = client.get(f"/t/{trial.token}/view/b")
         # Same header names and caching for both slots: no per-arm difference but the pixels.
         assert sorted(a.headers.keys()) == sorted(b.headers.keys())
         assert a.headers["cache-control"] == b.headers["cache-control"]

@@ -25,20 +25,11 @@ from sqlalchemy import func, select, text
 
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
-from app.demo.data import (
-    NIH_ATTRIBUTION,
-    DataError,
-    choose_study_rows,
-    read_user_data,
-)
-from app.demo.pipeline import (
-    DemoError,
-    StepLog,
-    Steps,
-    load_manifest,
-    manifest_path,
-    reset_demo,
-)
+from app.demo.data import NIH_ATTRIBUTION, choose_study_rows, read_user_data
+from app.demo.manifest import Steps, load_manifest, manifest_path
+from app.demo.options import DataError, DemoError
+from app.demo.progress import StepLog
+from app.demo.reset import reset_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 # Small enough for the suite: 32 px, 1 epoch, 12 cases, 2 raters (see docs/benchmarks.md#demo).
@@ -340,14 +331,26 @@ def test_demo_builds_an_open_study_with_every_map(built_demo: dict[str, Any]) ->
         assert {a.method for a in arms} == {"gradient"}
         assert {a.bn_route for a in arms} == {None, "clean"}
         assert db.scalar(select(func.count(Image.id))) == 12
-        # Every rater sees every case once: 12 cases x 2 raters.
+        # Every rater sees every case once: 12 cases x 2 raters, plus per rater a practice
+        # block of 2 cases and 2 catch trials (one of each kind) (issue 15).
         trials = db.scalars(select(Trial).where(Trial.study_id == study.id)).all()
-        assert len(trials) == 24
+        assert len(trials) == 2 * (12 + 2 + 2)
+        kinds = sorted(str((t.protocol or {}).get("phase") or (t.protocol or {}).get("catch"))
+                       for t in trials if t.protocol)  # fmt: skip
+        assert kinds == ["practice"] * 4 + ["randomised"] * 2 + ["same"] * 2
         assert {t.rater_id for t in trials} == {
             u.id for u in db.scalars(select(User).where(User.role == "rater"))
         }
-        maps = db.scalar(select(func.count(SaliencyMap.id)))
-        assert maps == 2 * 12
+        fake = {
+            (t.protocol["catch_arm"], t.image_id)
+            for t in trials
+            if t.protocol and t.protocol.get("catch") == "randomised"
+        }
+        targets = [m.target for m in db.scalars(select(SaliencyMap))]
+        assert sum(not t.endswith("|randomised") for t in targets) == 2 * 12
+        assert sum(t.endswith("|randomised") for t in targets) == len(fake)
+        kinds_of_items = [i["kind"] for i in study.items]
+        assert "blinding" in kinds_of_items and "localise" in kinds_of_items
         roles = sorted(u.role for u in db.scalars(select(User)))
         assert roles == ["admin", "rater", "rater", "researcher"]
 

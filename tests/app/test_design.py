@@ -116,3 +116,108 @@ def test_invalid_inputs_are_refused(kwargs: dict[str, object], message: str) -> 
     base: dict[str, object] = {"raters": [1], "cases": [1, 2], "arms": ARMS, "seed": 0}
     with pytest.raises(ValueError, match=message):
         generate_design(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("n_arms", [3, 4])
+@pytest.mark.parametrize("fraction", [0.0, 0.25])
+def test_more_than_two_arms_never_show_the_same_case_back_to_back(
+    n_arms: int, fraction: float
+) -> None:
+    arms = list(range(1, n_arms + 1))
+    for seed, n_cases in itertools.product(range(40), (2, 3, 5, 8)):
+        design = generate_design(
+            raters=[1, 2],
+            cases=list(range(n_cases)),
+            arms=arms,
+            seed=seed,
+            repeat_fraction=fraction,
+        )
+        for trials in _by_rater(design).values():
+            assert [t.position for t in trials] == list(range(len(trials)))
+            cases = [t.case for t in trials]
+            assert all(a != b for a, b in itertools.pairwise(cases)), (seed, n_cases, cases)
+            # still complete: every case once per pair of arms (plus the repeats)
+            pairs = Counter(
+                (t.case, frozenset((t.left_arm, t.right_arm))) for t in trials if not t.is_repeat
+            )
+            assert len(pairs) == n_cases * len(list(itertools.combinations(arms, 2)))
+            assert set(pairs.values()) == {1}
+            for r in (t for t in trials if t.is_repeat):
+                assert r.repeat_of is not None and trials[r.repeat_of].case == r.case
+
+
+@pytest.mark.parametrize(
+    ("n_raters", "n_cases", "n_anchors", "k"),
+    [(6, 40, 5, 2), (6, 41, 0, 3), (5, 23, 3, 1), (4, 17, 4, 4), (3, 9, 2, 2), (7, 60, 6, 3)],
+)
+def test_anchor_and_rotate_reads_anchors_by_all_and_the_rest_by_k(
+    n_raters: int, n_cases: int, n_anchors: int, k: int
+) -> None:
+    raters = list(range(100, 100 + n_raters))
+    cases = list(range(1000, 1000 + n_cases))
+    for seed in range(25):
+        anchors = cases[seed % 3 : seed % 3 + n_anchors]
+        design = generate_design(
+            raters=raters,
+            cases=cases,
+            arms=ARMS,
+            seed=seed,
+            anchor_cases=anchors,
+            readers_per_case=k,
+        )
+        readers: dict[int, set[int]] = {}
+        for t in design:
+            readers.setdefault(t.case, set()).add(t.rater)
+        assert set(readers) == set(cases), "every case is read"
+        for case, who in readers.items():
+            assert len(who) == (n_raters if case in anchors else k)
+        per_rater = _by_rater(design)
+        loads = [len(ts) for ts in per_rater.values()]
+        assert max(loads) - min(loads) <= 1, "workloads differ by at most one case"
+        for trials in per_rater.values():
+            assert [t.position for t in trials] == list(range(len(trials)))
+            assert len({t.case for t in trials}) == len(trials), "no case twice for one rater"
+            left = Counter(t.left_arm for t in trials)
+            assert abs(left[11] - left[22]) == len(trials) % 2, "rater balance (±1, exact if even)"
+        for case in cases:
+            left = Counter(t.left_arm for t in design if t.case == case)
+            assert abs(left[11] - left[22]) <= 1, "per-case balance across its readers"
+
+
+def test_anchor_and_rotate_is_deterministic_and_takes_repeats_and_more_arms() -> None:
+    kwargs = {
+        "raters": [1, 2, 3, 4],
+        "cases": list(range(30)),
+        "arms": [5, 6, 7],
+        "anchor_cases": [0, 1, 2],
+        "readers_per_case": 2,
+        "repeat_fraction": 0.2,
+    }
+    a = generate_design(seed=3, **kwargs)  # type: ignore[arg-type]
+    assert a == generate_design(seed=3, **kwargs)  # type: ignore[arg-type]
+    assert a != generate_design(seed=4, **kwargs)  # type: ignore[arg-type]
+    for trials in _by_rater(a).values():
+        own = {t.case for t in trials}
+        assert {0, 1, 2} <= own
+        n_repeats = sum(t.is_repeat for t in trials)
+        assert n_repeats == 3 * round(0.2 * len(own))  # per pair of arms, of the rater's cases
+        assert all(x.case != y.case for x, y in itertools.pairwise(trials))
+        for pair in itertools.combinations([5, 6, 7], 2):
+            sub = [t for t in trials if {t.left_arm, t.right_arm} == set(pair)]
+            left = Counter(t.left_arm for t in sub)
+            assert abs(left[pair[0]] - left[pair[1]]) <= 1 + len(sub) % 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"readers_per_case": 0}, "readers_per_case"),
+        ({"readers_per_case": 3}, "readers_per_case"),
+        ({"readers_per_case": 1, "anchor_cases": [99]}, "anchor_cases"),
+        ({"anchor_cases": [1]}, "readers_per_case"),
+    ],
+)
+def test_invalid_rotation_inputs_are_refused(kwargs: dict[str, object], message: str) -> None:
+    base: dict[str, object] = {"raters": [1, 2], "cases": [1, 2, 3], "arms": ARMS, "seed": 0}
+    with pytest.raises(ValueError, match=message):
+        generate_design(**{**base, **kwargs})  # type: ignore[arg-type]

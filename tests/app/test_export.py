@@ -131,9 +131,10 @@ def test_mrmc_and_r_script(db: Session, study: Study, raters: list[User]) -> Non
     body, media, name = export_study(db, study.id, "r")
     script = body.decode()
     assert name.endswith("clmm.R") and media.startswith("text/plain")
-    assert "clmm(score ~ arm + (1 | rater) + (1 | case)" in script
-    assert f'read.csv("radsal-study-{study.id}-long.csv"' in script
-    assert 'ref = "standard"' in script and "{{" not in script
+    assert "fit_model(score ~ arm + (1 | rater) + (1 | case))" in script
+    assert "fit_model(score ~ arm + (1 + arm | rater) + (1 | case))" in script
+    assert f'option("csv", "radsal-study-{study.id}-long.csv")' in script
+    assert 'option("reference", "standard")' in script and "{{" not in script
 
 
 def test_export_api_permissions_and_errors(

@@ -49,7 +49,7 @@ def _assert_each_map_once(db: Session, study: Study, settings: Settings) -> None
     assert len(keys) == len(study.arms) * len(study.images)
     assert set(keys.values()) == {1}
     files = [p for p in (settings.data_dir / "maps").rglob("*") if p.is_file()]
-    assert len(files) == 2 * len(maps), "one raw .npy and one heatmap .png per map, no leftovers"
+    assert len(files) == 3 * len(maps), "raw .npy, field .npy and heatmap .png per map, no more"
 
 
 def test_job_json_and_progress_callback(

@@ -86,7 +86,7 @@ def test_trial_page_shows_question_items_and_hotkeys(
     assert "How well does this map highlight" in html
     for text in ("Map A", "Map B", "No preference", "Save &amp; next", "<kbd>Enter</kbd>"):
         assert text in html
-    assert f'data-map-a-url="/t/{token}/a.png"' in html
+    assert f'data-map-a-url="/t/{token}/view/a"' in html
     assert f'data-image-url="/t/{token}/image.png"' in html
     assert html.count('name="highlight:left"') == 5
     assert "/static/js/viewer.js" in html
@@ -100,19 +100,21 @@ def test_images_are_the_stored_left_and_right_maps_with_cache_headers(
     login(raters[0])
     for trial in trials_of(db, study, raters[0]):
         for slot, arm_id in (("a", trial.left_arm_id), ("b", trial.right_arm_id)):
-            overlay = db.scalar(
-                select(SaliencyMap.overlay_path).where(
+            field = db.scalar(
+                select(SaliencyMap.field_path).where(
                     SaliencyMap.arm_id == arm_id, SaliencyMap.image_id == trial.image_id
                 )
             )
-            r = client.get(f"/t/{trial.token}/{slot}.png")
+            # No per-arm rendered PNG is reachable by a rater (its size tells arms apart).
+            assert client.get(f"/t/{trial.token}/{slot}.png").status_code == 404
+            r = client.get(f"/t/{trial.token}/view/{slot}")
             assert r.status_code == 200
-            assert r.headers["content-type"] == "image/png"
-            assert r.content == (Path(settings.data_dir) / str(overlay)).read_bytes()
+            assert r.headers["content-type"] == "application/octet-stream"
+            assert r.content == (Path(settings.data_dir) / str(field)).read_bytes()
             assert r.headers["cache-control"] == "private, max-age=31536000, immutable"
             assert "content-disposition" not in r.headers
             again = client.get(
-                f"/t/{trial.token}/{slot}.png", headers={"If-None-Match": r.headers["etag"]}
+                f"/t/{trial.token}/view/{slot}", headers={"If-None-Match": r.headers["etag"]}
             )
             assert again.status_code == 304
             assert again.content == b""
@@ -125,7 +127,7 @@ def test_other_raters_tokens_are_not_found(
 ) -> None:
     me = login(raters[0])
     theirs = trials_of(db, study, raters[1])[0].token
-    for url in (f"/t/{theirs}", f"/t/{theirs}/a.png", f"/t/{theirs}/image.png"):
+    for url in (f"/t/{theirs}", f"/t/{theirs}/view/a", f"/t/{theirs}/image.png"):
         assert client.get(url).status_code == 404, url
     assert client.get(f"/api/v1/trials/{theirs}").status_code == 404
     r = me.post_json(f"/api/v1/trials/{theirs}/rating", rating_payload())

@@ -152,7 +152,8 @@ def test_next_trial_api_serves_the_sequence_then_done(
         nxt = client.get("/api/v1/trials/next", headers=headers).json()
         assert nxt["done"] is False
         assert nxt["position"] == len(seen) + 1 and nxt["total"] == 3
-        assert nxt["map_urls"] == {"a": f"/t/{nxt['token']}/a.png", "b": f"/t/{nxt['token']}/b.png"}
+        token = nxt["token"]
+        assert nxt["map_urls"] == {"a": f"/t/{token}/view/a", "b": f"/t/{token}/view/b"}
         assert [i["kind"] for i in nxt["items"]] == ["likert", "preference", "comment"]
         assert nxt["study"]["instructions"]
         seen.append(nxt["token"])

@@ -195,7 +195,9 @@ def test_deactivate_through_the_admin_page(
     admin = login(make_user("admin", username="boss6"))
     target = make_user("rater", username="bye")
     r = admin.post_form(f"/admin/users/{target.id}/deactivate")
-    assert r.status_code == 303 and r.headers["location"] == "/admin/users?done=deactivated"
+    # The page it lands on offers Undo (reactivation) for this user.
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/admin/users?done=deactivated&user={target.id}"
     db.refresh(target)
     assert target.is_active is False
     page = admin.client.get("/admin/users?done=deactivated")

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -147,24 +147,48 @@ def test_a_rater_joins_by_invite_and_rates_every_trial_blinded(
             assert rater is not None and rater.password_hash is not None
 
         page.goto(f"{demo_server.url}/rate/{study_id}")
-        for n in range(1, N_CASES + 1):
+        # Every case, 2 practice trials first and 2 catch trials among them (issue 15), all
+        # answered by keyboard; one main trial also gets a localisation answer.
+        total = N_CASES + 2 + 2
+        localised = False
+        for n in range(1, total + 1):
             assert re.search(r"/t/[\w-]+$", page.url), page.url
-            assert f"Trial {n} of {N_CASES}" in page.locator("#trial-counter").inner_text()
+            assert f"Trial {n} of {total}" in page.locator("#trial-counter").inner_text()
             text = page.locator("body").inner_text().lower()
             for word in ARM_WORDS:
                 assert word not in text, f"trial page reveals {word!r}"
+            assert "catch" not in text and "randomi" not in text
+            practice = page.locator("#practice-banner").count() == 1
+            assert practice == (n <= 2), "the practice block comes first, labelled"
+            if n == 3:
+                assert page.locator("#practice-feedback").count() == 1
             if n == 1:
                 # The overlays load (token-addressed PNGs) before the rater answers.
                 page.wait_for_selector("#vp-loading", state="hidden")
-            page.check(f"input[name='highlight:left'][value='{1 + n % 5}']")
-            page.check("input[name='highlight:right'][value='3']")
-            page.check("input[name='preference'][value='left']")
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.keyboard.press(str(1 + n % 5))  # Map A's score, then the cursor moves to B
+            page.keyboard.press("3")
+            page.keyboard.press("z")  # prefer Map A
+            if not practice:
+                page.keyboard.press("e")  # the blinding check: 1 = Map A
+                page.keyboard.press("1")
+            if not practice and not localised:
+                page.keyboard.press("r")  # mark the region: a box by keyboard
+                page.keyboard.press("Space")
+                for key in ("Shift+ArrowRight", "Shift+ArrowRight", "Shift+ArrowDown"):
+                    page.keyboard.press(key)
+                page.keyboard.press("Space")
+                page.keyboard.press("Escape")
+                localised = True
             with page.expect_navigation():
-                page.click("#submit-button")
+                page.keyboard.press("Enter")
         assert urlparse(page.url).path == f"/rate/{study_id}/done"
 
         with make_sessionmaker(engine)() as db:
-            rated = db.scalar(select(func.count(Rating.id)).where(Rating.rater_id == rater.id))
-        assert rated == N_CASES
+            ratings = db.scalars(select(Rating).where(Rating.rater_id == rater.id)).all()
+        assert len(ratings) == total
+        regions = [r.scores["region"]["region"] for r in ratings if "region" in r.scores]
+        assert len(regions) == 1 and regions[0]["shape"] == "box"
+        assert sum("guess" in r.scores for r in ratings) == total - 2
     finally:
         engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from ml.cli import evaluate as evaluate_cli
 from ml.cli import import_checkpoint as import_cli
 from ml.cli import train as train_cli
 from ml.models import create_model
+from ml.training import TrainConfig
+from ml.training.config import config_defaults
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,3 +135,35 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFix
     rc = _run(["import-checkpoint", str(tmp_path / "evil.pt"), "-o", str(tmp_path / "x.pt")])
     assert rc == 2 and "corrupt" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_train_cli_defaults_are_train_configs_defaults() -> None:
+    """TrainConfig is the one source of training defaults: `radsal train` without options
+    builds exactly the dataclass's default config, and its help shows those values."""
+    args = _parser().parse_args(["train", "--data", "d", "--out", "o"])
+    assert train_cli.config_from_args(args) == TrainConfig(data="d", out="o")
+    for name, default in config_defaults().items():
+        assert getattr(args, name) == default, name
+    # Every option that fills a field takes its default from TrainConfig, none of its own.
+    train = train_cli.add_parser(argparse.ArgumentParser().add_subparsers())
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for action in train._actions:
+        if action.dest in fields and action.dest not in ("data", "out"):
+            assert action.default == config_defaults()[action.dest], action.dest
+    assert "(default: 224)" in train.format_help()
+
+
+def test_train_cli_passes_every_option_through_by_name() -> None:
+    argv = ["train", "--data", "d", "--out", "o", "--mode", "dual", "--epochs", "3"]
+    argv += ["--lr", "0.01", "--workers", "2", "--no-amp", "--no-random-start"]
+    argv += ["--normalize-mean", "0.5", "--normalize-std", "0.25", "--label-columns", "a,b"]
+    cfg = train_cli.config_from_args(_parser().parse_args(argv))
+    assert (cfg.mode, cfg.epochs, cfg.lr, cfg.num_workers) == ("dual", 3, 0.01, 2)
+    assert cfg.amp is False and cfg.random_start is False
+    assert cfg.normalize == {"mean": [0.5], "std": [0.25]}
+    assert cfg.label_columns == ["a", "b"]
+    assert cfg.batch_size == TrainConfig.batch_size  # untouched options keep the default
+    with pytest.raises(ValueError, match="go together"):
+        train_cli.config_from_args(
+            _parser().parse_args(["train", "--data", "d", "--out", "o", "--normalize-std", "1"])
+        )

@@ -140,6 +140,11 @@ def test_cli_reports_bad_settings(workdir: Path, capsys: pytest.CaptureFixture[s
     assert "does not exist" in capsys.readouterr().err
     assert _run(*base, "--data", str(workdir / "data"), "--params", '{"steps": 3}') == 2
     assert "unknown parameter" in capsys.readouterr().err
+    data = ["--data", str(workdir / "data")]
+    assert _run(*base, *data, "--postprocess-params", "[3]") == 2
+    assert "--postprocess-params must be a JSON object" in capsys.readouterr().err
+    assert _run(*base, *data, "--postprocess-params", '{"q": 3}') == 2
+    assert "unknown parameter(s) ['q'] for mode 'clip_std'" in capsys.readouterr().err
 
 
 def test_cases_and_masks_follow_the_letterbox(workdir: Path) -> None:

@@ -46,8 +46,9 @@ def test_standard_training_lowers_loss_and_writes_outputs(
     best = load_checkpoint(res.best_path)
     assert best.meta["class_names"] == ["nodule", "normal", "opacity"]
     assert best.meta["train"]["mode"] == "standard" and best.meta["dual_bn"] is False
-    best_epoch = min(res.history, key=lambda h: h["val_loss"])["epoch"]
-    assert best.meta["train"]["epoch"] == best_epoch  # best = lowest clean validation loss
+    best_epoch = max(res.history, key=lambda h: (h["val_auroc"], -h["epoch"]))["epoch"]
+    assert best.meta["train"]["epoch"] == best_epoch  # best = highest clean validation AUROC
+    assert best.meta["train"]["selection"]["metric"] == "val_auroc"
 
 
 def test_dual_training_logs_both_losses_and_routes_diverge(

@@ -82,6 +82,11 @@ def get_user_by_username(db: Session, username: str) -> User:
     return user
 
 
+def find_user(db: Session, username: str) -> User | None:
+    """The user named `username`, or None: for callers that create the account when missing."""
+    return db.scalar(select(User).where(User.username == username))
+
+
 @dataclass(frozen=True)
 class InviteState:
     """What the admin page shows about a user's latest invite."""
@@ -109,9 +114,18 @@ def invite_state(invite: Invite | None, now: dt.datetime | None = None) -> Invit
     return InviteState("pending", invite.expires_at)
 
 
-def list_users(db: Session) -> list[UserRow]:
-    """Every user with the state of their most recent invite (one query each, not per row)."""
-    users = list(db.scalars(select(User).order_by(User.role, User.username)))
+def list_users(db: Session, query: str = "") -> list[UserRow]:
+    """Every user (or those whose username or name contains `query`, any case) with the state
+    of their most recent invite (one query each, not per row)."""
+    stmt = select(User).order_by(User.role, User.username)
+    needle = query.strip().lower()
+    if needle:
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            func.lower(User.username).like(pattern, escape="\\")
+            | func.lower(User.display_name).like(pattern, escape="\\")
+        )
+    users = list(db.scalars(stmt))
     latest_ids = select(func.max(Invite.id)).group_by(Invite.user_id)
     latest = {i.user_id: i for i in db.scalars(select(Invite).where(Invite.id.in_(latest_ids)))}
     now = utcnow()
@@ -250,6 +264,40 @@ def reactivate_user(db: Session, *, actor: User | None, user: User, ip: str = ""
     user.is_active = True
     audit.record(
         db, actor=actor, action="user.reactivated", object_type="user", object_id=user.id, ip=ip
+    )
+    db.flush()
+    return user
+
+
+def change_role(db: Session, *, actor: User | None, user: User, role: str, ip: str = "") -> User:
+    """Give an account another role; it applies from the user's next request.
+
+    An admin cannot change their own role (they could lock everyone out of administration),
+    and the last active admin keeps theirs. The user's existing trials and ratings stay.
+    """
+    new_role = validate_role(role)
+    if actor is not None and user.id == actor.id:
+        raise Conflict("You cannot change your own role; ask another admin.")
+    if new_role == user.role:
+        raise Conflict(f"{user.username!r} already is a {new_role}.")
+    if user.role == Role.admin.value and user.is_active:
+        admins = db.scalar(
+            select(func.count(User.id)).where(
+                User.role == Role.admin.value, User.is_active.is_(True)
+            )
+        )
+        if int(admins or 0) <= 1:
+            raise Conflict("This is the last active admin; make someone else admin first.")
+    old_role = user.role
+    user.role = new_role
+    audit.record(
+        db,
+        actor=actor,
+        action="user.role_changed",
+        object_type="user",
+        object_id=user.id,
+        detail={"from": old_role, "to": new_role},
+        ip=ip,
     )
     db.flush()
     return user

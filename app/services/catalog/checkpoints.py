@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from torch import nn
 
 from app.config import Settings
 from app.errors import Invalid, NotFound, TooLarge
 from app.models import Checkpoint, User
-from app.services import audit
+from app.services import audit, inference
 from app.storage import Storage, sha256_hex
+
+if TYPE_CHECKING:  # torch loads with the first model, not with the server
+    from torch import nn
 
 HINT_KEYS = ("arch", "num_classes", "class_names", "image_size", "in_channels")
 
@@ -65,8 +67,6 @@ def import_checkpoint(
     Raises Invalid with ml's message verbatim for every refusal (code-bearing pickle, unknown
     architecture, state dict that does not fit, wrong class count, corrupt file).
     """
-    from ml.checkpoint import CheckpointError, load_checkpoint
-
     raw = _read_all(data, settings.max_upload_mb * 2**20)
     if not raw:
         raise Invalid("The checkpoint file is empty.")
@@ -78,8 +78,8 @@ def import_checkpoint(
     if len(label) > 200:
         raise Invalid("The checkpoint name is longer than 200 characters.")
     try:
-        loaded = load_checkpoint(raw, map_location="cpu", **clean_hints(hints))
-    except CheckpointError as exc:
+        loaded = inference.load_checkpoint(raw, map_location="cpu", **clean_hints(hints))
+    except inference.CheckpointRejected as exc:
         message = str(exc).replace("<bytes>", filename or "upload")
         audit.record(
             db,
@@ -165,14 +165,12 @@ _cache_lock = threading.Lock()
 
 def load_model(settings: Settings, ckpt: Checkpoint) -> nn.Module:
     """The verified model of a stored checkpoint (LRU-cached by SHA-256 for the worker)."""
-    from ml.checkpoint import load_checkpoint
-
     with _cache_lock:
         if ckpt.sha256 in _cache:
             _cache.move_to_end(ckpt.sha256)
             return _cache[ckpt.sha256]
     path = Storage(settings.data_dir).path(ckpt.file_path)
-    loaded = load_checkpoint(
+    loaded = inference.load_checkpoint(
         path,
         map_location="cpu",
         arch=ckpt.arch,

@@ -1,9 +1,12 @@
 """Image (case) ingest: DICOM, PNG (8/16-bit), JPEG, or a ZIP of them with a labels CSV.
 
-At ingest every image is decoded once by ``ml.data.load_image`` and three renditions are
-stored: the 8-bit display PNG (modality LUT → VOI/window → MONOCHROME1 inversion), a
-thumbnail, and the model input (the full-resolution float array in [0, 1] as float16 .npy;
-each arm's ``prepare_input`` runs at generation time with its own size and channels). Only
+At ingest every image is decoded once by ``ml.data.load_image`` and up to four renditions are
+stored: the 8-bit display PNG (modality LUT → VOI/window → MONOCHROME1 inversion) for pages,
+reports and contact sheets, a thumbnail, the model input (the full-resolution float array in
+[0, 1] as float16 .npy; each arm's ``prepare_input`` runs at generation time with its own size
+and channels), and for images deeper than 8 bits the display source (``.npy`` of the pixels
+in real units, HU for CT) that the rater's viewer windows itself; how the viewer opens it
+(window, inversion, units) is kept in ``meta["viewer"]``. Only
 ml's PHI-free header whitelist is kept, filtered once more here so a patient identifier can
 never reach a page. An upload is all-or-nothing: one bad file refuses the whole batch with a
 per-file report, and nothing is stored.
@@ -13,10 +16,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image as PILImage
@@ -26,8 +29,15 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import Invalid, NotFound
 from app.models import Image, User
-from app.services import audit
-from app.services.catalog.ingest_zip import ZipLimits, is_zip, iter_zip
+from app.services import audit, inference
+from app.services.catalog.ingest_zip import (
+    ZipLimits,
+    is_zip,
+    iter_zip,
+    new_workdir,
+    remove_workdir,
+)
+from app.services.catalog.names import original_name
 from app.storage import Storage, sha256_hex
 
 THUMB_PX = 192
@@ -167,41 +177,75 @@ def _thumb_bytes(display: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(arr, dtype=np.float16), allow_pickle=False)
-    return buf.getvalue()
+# An uploaded file: its bytes, or (a ZIP) the seekable file it was spooled to.
+Upload = tuple[str, bytes | BinaryIO]
+
+
+def _head(data: bytes | BinaryIO) -> bytes:
+    if isinstance(data, bytes | bytearray):
+        return bytes(data[:4])
+    data.seek(0)
+    head = data.read(4)
+    data.seek(0)
+    return head
 
 
 def _expand(
-    files: Sequence[tuple[str, bytes]], settings: Settings
-) -> tuple[list[tuple[str, bytes]], list[bytes]]:
-    """Unpack ZIPs (with limits) into plain files; collect any labels CSVs found inside."""
-    limits = ZipLimits(settings.max_zip_files, settings.max_zip_uncompressed_mb * 2**20)
-    plain: list[tuple[str, bytes]] = []
+    files: Sequence[Upload], settings: Settings, workdir: Path
+) -> tuple[list[tuple[str, bytes | Path]], list[bytes]]:
+    """Unpack ZIPs (with limits) into plain files; collect any labels CSVs found inside.
+
+    ZIP members are streamed to files under ``workdir`` and read back one at a time when they
+    are decoded, so memory never holds a whole archive's contents.
+    """
+    limits = ZipLimits(
+        settings.max_zip_files,
+        settings.max_zip_uncompressed_mb * 2**20,
+        settings.max_zip_member_mb * 2**20,
+    )
+    plain: list[tuple[str, bytes | Path]] = []
     csvs: list[bytes] = []
     for name, data in files:
-        if is_zip(name, data):
-            for member in iter_zip(data, name, limits):
+        if is_zip(name, _head(data)):
+            for member in iter_zip(data, name, limits, workdir):
                 if member.name.lower().endswith(".csv"):
-                    csvs.append(member.data)
+                    csvs.append(member.read())
                 else:
-                    plain.append((f"{name}/{member.name}", member.data))
-        elif name.lower().endswith(".csv"):
-            csvs.append(data)
+                    plain.append((f"{name}/{member.name}", member.path))
+            continue
+        raw = bytes(data) if isinstance(data, bytes | bytearray) else data.read()
+        if name.lower().endswith(".csv"):
+            csvs.append(raw)
         else:
-            plain.append((name, data))
+            plain.append((name, raw))
     if not plain:
         raise Invalid("No image files in the upload.")
     return plain, csvs
 
 
-def _decode(name: str, data: bytes) -> Any:
-    from ml.data import ImageLoadError, load_image
+# The leading bytes of the formats ml decodes (it sniffs the same ones, never the name).
+_DICOM_MAGIC = (128, b"DICM")
+_RASTER_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
+
+def _image_head(path: Path) -> bool:
+    with path.open("rb") as fh:
+        head = fh.read(132)
+    offset, magic = _DICOM_MAGIC
+    return head.startswith(_RASTER_MAGIC) or head[offset : offset + len(magic)] == magic
+
+
+def _not_an_image(name: str) -> str:
+    return (
+        f"{Path(name).name}: unsupported image format "
+        "(expected DICOM with a DICM preamble, PNG or JPEG)"
+    )
+
+
+def _decode(name: str, data: bytes, max_pixels: int) -> Any:
     try:
-        return load_image(data, filename=Path(name).name)
-    except ImageLoadError as exc:
+        return inference.load_image(data, filename=Path(name).name, max_pixels=max_pixels)
+    except inference.ImageRejected as exc:
         raise Invalid(str(exc)) from None
 
 
@@ -209,7 +253,7 @@ def import_images(
     db: Session,
     settings: Settings,
     *,
-    files: Sequence[tuple[str, bytes]],
+    files: Sequence[Upload],
     actor: User | None,
     labels_csv: bytes | None = None,
     masks: Mapping[str, bytes] | None = None,
@@ -221,8 +265,25 @@ def import_images(
     labels CSV). ``masks`` maps a basename to a ground-truth mask image (for map metrics).
     Raises Invalid (details = the per-file report) when any file is refused.
     """
+    workdir = new_workdir(settings.data_dir / "tmp")
+    try:
+        return _import(db, settings, files, actor, labels_csv, masks, labels, workdir)
+    finally:
+        remove_workdir(workdir)
+
+
+def _import(
+    db: Session,
+    settings: Settings,
+    files: Sequence[Upload],
+    actor: User | None,
+    labels_csv: bytes | None,
+    masks: Mapping[str, bytes] | None,
+    labels: Mapping[str, dict[str, int]] | None,
+    workdir: Path,
+) -> ImportReport:
     report = ImportReport()
-    plain, csvs = _expand(files, settings)
+    plain, csvs = _expand(files, settings, workdir)
     by_name: dict[str, dict[str, int]] = {}
     for blob in ([labels_csv] if labels_csv else []) + csvs:
         by_name.update(parse_labels_csv(blob))
@@ -230,7 +291,13 @@ def import_images(
 
     decoded: list[_Decoded | FileResult] = []
     seen: dict[str, int] = {}
-    for name, data in plain:
+    for name, source in plain:
+        if isinstance(source, Path) and not _image_head(source):
+            # Refused from its first bytes: a ZIP member that cannot be an image (a bomb's
+            # gigabyte of zeros) is never read into memory.
+            decoded.append(FileResult(name, "error", None, _not_an_image(name)))
+            continue
+        data = source if isinstance(source, bytes) else source.read_bytes()
         digest = sha256_hex(data)
         existing = db.scalar(select(Image).where(Image.sha256 == digest))
         if existing is not None:
@@ -240,7 +307,7 @@ def import_images(
             decoded.append(FileResult(name, "duplicate", None, f"same content as {digest}"))
             continue
         try:
-            loaded = _decode(name, data)
+            loaded = _decode(name, data, settings.max_image_pixels)
         except Invalid as exc:
             decoded.append(FileResult(name, "error", None, exc.message))
             continue
@@ -315,8 +382,13 @@ def _store(
     paths = {
         "display": store.put_content("images", _png_bytes(display), ".png", sync=False),
         "thumb": store.put_content("images", _thumb_bytes(display), ".png", sync=False),
-        "input": store.put_content("images", _npy_bytes(array), ".npy", sync=False),
+        "input": store.put_content("images", inference.float16_npy(array), ".npy", sync=False),
     }
+    source = loaded.source
+    if source is not None:
+        paths["source"] = store.put_content(
+            "images", inference.source_npy(source.values), ".npy", sync=False
+        )
     mask_rel: str | None = None
     mask = masks.get(item.filename, masks.get(base))
     if mask is not None:
@@ -334,15 +406,36 @@ def _store(
         thumb_path=paths["thumb"],
         input_path=paths["input"],
         mask_path=mask_rel,
+        source_path=paths.get("source"),
         window_center=_maybe_float(loaded.window_center),
         window_width=_maybe_float(loaded.window_width),
         labels=dict(labels.get(item.filename, labels.get(base, {}))),
-        meta={**_safe_meta(loaded.meta), "source_format": str(loaded.source_format)},
+        meta={
+            **_safe_meta(loaded.meta),
+            "source_format": str(loaded.source_format),
+            "viewer": _viewer_meta(loaded),
+        },
         uploaded_by_id=actor.id if actor is not None else None,
     )
     db.add(image)
     db.flush()
     return image
+
+
+def _viewer_meta(loaded: Any) -> dict[str, Any]:
+    """How the rater's viewer opens the image: its default window in source units, inversion
+    (MONOCHROME1), units ("HU" for CT) and the source's dtype; 8-bit images window 0–255."""
+    source = loaded.source
+    if source is None:
+        return {"window": [127.5, 256.0], "window_source": "8-bit", "invert": False, "units": ""}
+    center, width = source.window
+    return {
+        "window": [float(center), float(width)],
+        "window_source": str(source.window_source),
+        "invert": bool(source.invert),
+        "units": str(source.units),
+        "dtype": str(source.values.dtype),
+    }
 
 
 def _maybe_float(value: Any) -> float | None:
@@ -424,12 +517,21 @@ def get_image(db: Session, image_id: int) -> Image:
     return image
 
 
+def existing_image_ids(db: Session, image_ids: Iterable[int]) -> set[int]:
+    """Which of `image_ids` are still stored (one query; an image may have been deleted since
+    a client recorded its id)."""
+    wanted = {int(i) for i in image_ids}
+    if not wanted:
+        return set()
+    return set(db.scalars(select(Image.id).where(Image.id.in_(wanted))))
+
+
 def image_json(image: Image) -> dict[str, Any]:
     """Staff view of an image (never served to raters: it carries the source file name)."""
     return {
         "id": image.id,
         "sha256": image.sha256,
-        "filename": image.source_filename,
+        "filename": original_name(image.source_filename),
         "modality": image.modality,
         "width": image.width,
         "height": image.height,

@@ -13,31 +13,43 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
-from app.models import Job, JobStatus, JobTask, SaliencyMap, Study, StudyStatus, User
+from app.models import Job, JobStatus, JobTask, Study, StudyStatus, User
 from app.models.base import utcnow
 from app.services import audit
+from app.services.maps.catch import (
+    RANDOMISED,
+    randomised_pairs,
+    study_image_ids,
+    variant_target,
+)
+from app.services.maps.queries import ACTIVE, active_job, stored_maps
+from app.services.study.spec import saliency_settings
 
 GENERATE_MAPS = "generate_maps"
 DEFAULT_CHUNK = 16
-ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
 
 
 def _missing_pairs(db: Session, study: Study) -> dict[int, list[int]]:
     """arm id → image ids (study order) that have no map for the study's target yet."""
-    target = str((study.saliency or {}).get("target", "predicted"))
+    target = saliency_settings(study.saliency).target
     arm_ids = [a.id for a in study.arms]
-    rows = db.execute(
-        select(SaliencyMap.arm_id, SaliencyMap.image_id).where(
-            SaliencyMap.arm_id.in_(arm_ids), SaliencyMap.target == target
-        )
-    )
-    have = {(arm_id, image_id) for arm_id, image_id in rows}
-    image_ids = [si.image_id for si in study.images]
+    have = stored_maps(db, arm_ids=arm_ids, target=target)
+    image_ids = study_image_ids(study)
     return {a: [i for i in image_ids if (a, i) not in have] for a in arm_ids}
+
+
+def _missing_randomised(db: Session, study: Study) -> dict[int, list[int]]:
+    """arm id → image ids whose randomised-weights map a catch trial shows and that lack it."""
+    wanted = randomised_pairs(db, study.id)
+    if not wanted:
+        return {}
+    target = variant_target(saliency_settings(study.saliency).target, RANDOMISED)
+    have = stored_maps(db, arm_ids=list(wanted), target=target)
+    return {a: [i for i in ids if (a, i) not in have] for a, ids in wanted.items()}
 
 
 def enqueue_generation(
@@ -46,14 +58,13 @@ def enqueue_generation(
     """Queue the maps this study still lacks; returns the job (an active one if present)."""
     if study.status in (StudyStatus.open.value, StudyStatus.closed.value):
         raise Conflict(f"The study is {study.status}; its maps are final.")
-    running = db.scalar(
-        select(Job).where(Job.study_id == study.id, Job.status.in_(ACTIVE)).limit(1)
-    )
+    running = active_job(db, study.id)
     if running is not None:
         return running
     chunk = max(1, int(batch_size or DEFAULT_CHUNK))
     missing = _missing_pairs(db, study)
-    total = sum(len(v) for v in missing.values())
+    randomised = _missing_randomised(db, study)
+    total = sum(len(v) for v in missing.values()) + sum(len(v) for v in randomised.values())
     now = utcnow()
     job = Job(
         kind=GENERATE_MAPS,
@@ -61,7 +72,7 @@ def enqueue_generation(
         status=JobStatus.queued.value if total else JobStatus.done.value,
         done=0,
         total=total,
-        params={"target": (study.saliency or {}).get("target", "predicted"), "chunk": chunk},
+        params={"target": saliency_settings(study.saliency).target, "chunk": chunk},
         created_by_id=actor.id if actor is not None else None,
         finished_at=None if total else now,
     )
@@ -75,6 +86,18 @@ def enqueue_generation(
             size=len(ids[lo : lo + chunk]),
         )
         for arm_id, ids in missing.items()
+        for lo in range(0, len(ids), chunk)
+    ]
+    # After the real maps (tasks are claimed in id order), so a randomised map can explain
+    # the class its real map explained.
+    tasks += [
+        JobTask(
+            job_id=job.id,
+            status=JobStatus.queued.value,
+            payload={"arm_id": arm_id, "image_ids": ids[lo : lo + chunk], "variant": RANDOMISED},
+            size=len(ids[lo : lo + chunk]),
+        )
+        for arm_id, ids in randomised.items()
         for lo in range(0, len(ids), chunk)
     ]
     db.add_all(tasks)
@@ -166,20 +189,90 @@ def claim_task(db: Session, worker: str) -> JobTask | None:
     return task
 
 
-def heartbeat(db: Session, task: JobTask) -> None:
+def heartbeat(db: Session, task_id: int, worker: str) -> bool:
+    """Refresh a running task's heartbeat (and its job's); False once the task is no longer this
+    worker's (reclaimed after a stall, cancelled or failed), so the caller stops beating.
+
+    One conditional UPDATE: on PostgreSQL it waits for a reclaimer holding the row and then
+    re-reads the row, so a beat never revives a task another worker has taken back.
+    """
     now = utcnow()
-    task.heartbeat_at = now
-    db.execute(update(Job).where(Job.id == task.job_id).values(heartbeat_at=now))
+    result = db.execute(
+        update(JobTask)
+        .where(
+            JobTask.id == task_id,
+            JobTask.status == JobStatus.running.value,
+            JobTask.worker == worker[:120],
+        )
+        .values(heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not int(getattr(result, "rowcount", 0) or 0):
+        return False
+    db.execute(
+        update(Job)
+        .where(Job.id == select(JobTask.job_id).where(JobTask.id == task_id).scalar_subquery())
+        .values(heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return True
 
 
-def reclaim_stale(db: Session, *, older_than: dt.timedelta | None) -> int:
-    """Put running tasks whose worker died back in the queue. ``None``: every running task
-    (only safe when the caller knows no other worker is alive, e.g. holding the SQLite lease)."""
-    stmt = update(JobTask).where(JobTask.status == JobStatus.running.value)
+def owns_task(task: JobTask, worker: str) -> bool:
+    """Whether ``task`` (freshly loaded) is still running under ``worker``: not reclaimed by
+    another worker after this one stalled past the stale timeout."""
+    return task.status == JobStatus.running.value and task.worker == worker[:120]
+
+
+def crash_message(task: JobTask) -> str:
+    """The job's error when a task used up its attempts: which task, how often, last worker."""
+    images = ", ".join(str(i) for i in (task.payload or {}).get("image_ids", []))
+    what = f"task {task.id}" + (f" (images {images})" if images else "")
+    return (
+        f"{what[0].upper()}{what[1:]} crashed its worker {task.attempts} times "
+        f"(last worker: {task.worker or 'unknown'}); it is not retried again. A worker that "
+        "dies while computing is usually out of memory: lower RADSAL_BATCH_SIZE or the "
+        "checkpoint's image size, then generate again."
+    )
+
+
+def reclaim_stale(
+    db: Session, *, older_than: dt.timedelta | None, max_attempts: int | None = None
+) -> int:
+    """Deal with running tasks whose worker is gone; returns how many were put back in the queue.
+
+    ``older_than``: only tasks whose heartbeat is older than this (a live worker beats while it
+    computes, so only a dead worker's task qualifies); ``None``: every running task (only safe
+    when the caller knows no other worker is alive, e.g. holding the SQLite lease). A task that
+    has already been started ``max_attempts`` times is not re-queued: it keeps killing its
+    worker, so it fails its job with :func:`crash_message` instead of looping forever.
+    """
+    orphan = JobTask.status == JobStatus.running.value
     if older_than is not None:
-        stmt = stmt.where(JobTask.heartbeat_at < utcnow() - older_than)
-    result = db.execute(stmt.values(status=JobStatus.queued.value, worker=""))
-    return int(getattr(result, "rowcount", 0) or 0)
+        cutoff = utcnow() - older_than
+        orphan = and_(orphan, or_(JobTask.heartbeat_at.is_(None), JobTask.heartbeat_at < cutoff))
+    stmt = select(JobTask).where(orphan).order_by(JobTask.id)
+    if db.get_bind().dialect.name == "postgresql":
+        # A row being beaten right now is locked by its live worker: skip it, it is not stale.
+        stmt = stmt.with_for_update(skip_locked=True, of=JobTask)
+    requeued = 0
+    for task in db.scalars(stmt).all():
+        job = db.get(Job, task.job_id)
+        assert job is not None
+        if job.cancel_requested or job.status not in ACTIVE:
+            # Its job was cancelled or failed meanwhile: nobody would claim it again.
+            task.status = JobStatus.cancelled.value
+            task.finished_at = utcnow()
+            db.flush()
+            _finalize(db, job)
+        elif max_attempts is not None and task.attempts >= max_attempts:
+            fail_task(db, task, crash_message(task))
+        else:
+            task.status = JobStatus.queued.value
+            task.worker = ""
+            requeued += 1
+    db.flush()
+    return requeued
 
 
 def _finalize(db: Session, job: Job) -> None:
@@ -230,19 +323,24 @@ def complete_task(db: Session, task: JobTask) -> Job:
 
 
 def fail_task(db: Session, task: JobTask, error: str) -> Job:
-    """A task raised: the job fails with the message; its other queued tasks are dropped."""
+    """A task raised (or crashed its worker too often): the job fails with the message; its
+    other queued tasks are dropped.
+
+    Task rows are written before the job row, the order every claim and beat uses, so on
+    PostgreSQL this never deadlocks with a worker claiming a sibling task at the same moment.
+    """
     task.status = JobStatus.failed.value
     task.finished_at = utcnow()
     task.error = error[:4000]
+    db.execute(
+        update(JobTask)
+        .where(JobTask.job_id == task.job_id, JobTask.status == JobStatus.queued.value)
+        .values(status=JobStatus.cancelled.value)
+    )
     job = db.get(Job, task.job_id)
     assert job is not None
     job.status = JobStatus.failed.value
     job.error = error[:4000]
-    db.execute(
-        update(JobTask)
-        .where(JobTask.job_id == job.id, JobTask.status == JobStatus.queued.value)
-        .values(status=JobStatus.cancelled.value)
-    )
     db.flush()
     _finalize(db, job)
     return job

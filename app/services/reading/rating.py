@@ -24,15 +24,16 @@ from app.errors import Conflict, Invalid
 from app.models import PREFERENCES, Rating, RatingRevision, User
 from app.models.base import utcnow
 from app.services import audit
+from app.services.reading.answers import FLAG_KEY, asked_items, clean_answers, clean_flag
 from app.services.reading.trials import (
     COMMENT_MAX,
     Progress,
     likert_items,
-    normalize_items,
     progress,
     require_open,
     trial_context,
 )
+from app.services.study.spec import rating_items
 
 MAX_MS = 24 * 3600 * 1000
 
@@ -49,6 +50,13 @@ class RatingSubmission:
     total_ms: int | None = None
     request_id: str | None = None
     scores: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    # Protocol items (confidence, blinding guess, localisation region) by item key.
+    answers: dict[str, Any] = field(default_factory=dict)
+    # {"reason": "unreadable"|"wrong_label"|"other", "note": "..."}: skip the case.
+    flag: dict[str, Any] | None = None
+    # What the page said the trial is; a practice answer posted as a real one (or the
+    # reverse) is refused, so a stale or forged page cannot put practice into the analysis.
+    practice: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ class SavedRating:
 class _Clean:
     left: int | None
     right: int | None
-    scores: dict[str, dict[str, int]]
+    scores: dict[str, dict[str, Any]]
     preference: str | None
     comment: str
     active_ms: int
@@ -84,8 +92,34 @@ def _problem(errors: list[dict[str, Any]], where: str, msg: str) -> None:
     errors.append({"loc": ["body", where], "msg": msg})
 
 
-def _clean(items: list[dict[str, Any]], sub: RatingSubmission) -> _Clean:
-    """Check the answer against the study's items; collect every problem, then raise once."""
+def _clean_flagged(sub: RatingSubmission) -> _Clean:
+    """A flagged case: the flag and the times, nothing else (the rater skipped the case)."""
+    errors: list[dict[str, Any]] = []
+    flag = clean_flag(sub.flag, errors)
+    active, total = _times(sub, errors)
+    if errors or flag is None:
+        raise Invalid("The flag is incomplete.", details=errors)
+    return _Clean(None, None, {FLAG_KEY: flag}, None, "", min(active, total), total)
+
+
+def _times(sub: RatingSubmission, errors: list[dict[str, Any]]) -> tuple[int, int]:
+    active, total = sub.active_ms, sub.total_ms
+    if active < 0 or (total is not None and total < 0):
+        _problem(errors, "active_ms", "Times cannot be negative.")
+    if active > MAX_MS or (total is not None and total > MAX_MS):
+        _problem(errors, "active_ms", "Times are capped at 24 hours.")
+    return active, active if total is None else total
+
+
+def _clean(
+    items: list[dict[str, Any]],
+    sub: RatingSubmission,
+    asked: list[dict[str, Any]] | None = None,
+) -> _Clean:
+    """Check the answer against the study's items; collect every problem, then raise once.
+
+    `asked` are the items this trial asks (default: all of them); see answers.asked_items.
+    """
     errors: list[dict[str, Any]] = []
     likert = likert_items(items)
     kinds = {i["kind"]: i for i in items}
@@ -105,7 +139,7 @@ def _clean(items: list[dict[str, Any]], sub: RatingSubmission) -> _Clean:
     elif not likert and (sub.left_score is not None or sub.right_score is not None):
         _problem(errors, "left_score", "This study asks for no scores.")
 
-    scores: dict[str, dict[str, int]] = {}
+    scores: dict[str, dict[str, Any]] = {}
     for item in likert:
         pair = pairs.get(item["key"], {})
         given = {s: pair.get(s) for s in ("left", "right") if pair.get(s) is not None}
@@ -144,12 +178,10 @@ def _clean(items: list[dict[str, Any]], sub: RatingSubmission) -> _Clean:
     if comment_item is not None and comment_item["required"] and not comment:
         _problem(errors, "comment", "A comment is required.")
 
-    active, total = sub.active_ms, sub.total_ms
-    if active < 0 or (total is not None and total < 0):
-        _problem(errors, "active_ms", "Times cannot be negative.")
-    if active > MAX_MS or (total is not None and total > MAX_MS):
-        _problem(errors, "active_ms", "Times are capped at 24 hours.")
-    total = active if total is None else total
+    scores.update(
+        clean_answers(asked if asked is not None else items, sub.answers, errors, all_items=items)
+    )
+    active, total = _times(sub, errors)
     if errors:
         raise Invalid("The answer is incomplete or out of range.", details=errors)
 
@@ -191,7 +223,25 @@ def submit_rating(db: Session, rater: User, token: str, sub: RatingSubmission) -
     if ctx.rating is not None and not study.allow_back:
         raise Conflict("This trial is already answered and the study does not allow changes.")
 
-    clean = _clean(normalize_items(study.items), sub)
+    is_practice = (trial.protocol or {}).get("phase") == "practice"
+    # A practice trial must be answered as practice; a real one never as practice.
+    if bool(sub.practice) != is_practice:
+        raise Conflict(
+            "This is a practice trial; its answer cannot be saved as a real one."
+            if is_practice
+            else "This is not a practice trial; a practice answer cannot be saved here."
+        )
+    items = rating_items(study.items)
+    if sub.flag is not None:
+        clean = _clean_flagged(sub)
+    else:
+        asked = asked_items(
+            items,
+            position=trial.position,
+            last_position=ctx.progress.total - 1,
+            practice=is_practice,
+        )
+        clean = _clean(items, sub, asked)
     now = utcnow()
     rating = ctx.rating
     if rating is None:

@@ -16,39 +16,17 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
-from app.models import Image, Rating, SaliencyMap, Study, StudyRater, StudyStatus, Trial, User
+from app.models import Image, Rating, Study, StudyRater, StudyStatus, Trial, User
 from app.models.base import utcnow
-from app.services.study.spec import DEFAULT_ITEMS, DEFAULT_LIKERT_QUESTION
+from app.services.reading.answers import FLAG_REASONS, asked_items
+from app.services.reading.practice import practice_feedback
+from app.services.study.protocol import protocol_settings
+from app.services.study.spec import rating_items, saliency_settings
 from app.storage import Storage
 
 COMMENT_MAX = 2000
-SLOTS = ("image", "a", "b")
+SLOTS = ("image",)
 RATER_VISIBLE_STATUSES = (StudyStatus.open.value, StudyStatus.closed.value)
-
-
-def normalize_items(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """The study's rating items with every field filled in; the defaults when none are set."""
-    source = items or [dict(i) for i in DEFAULT_ITEMS]
-    out: list[dict[str, Any]] = []
-    for raw in source:
-        kind = str(raw.get("kind", "likert"))
-        item: dict[str, Any] = {
-            "key": str(raw.get("key") or kind),
-            "kind": kind,
-            "question": str(raw.get("question") or ""),
-            "required": bool(raw.get("required", kind != "comment")),
-        }
-        if kind == "likert":
-            item["scale"] = int(raw.get("scale") or 5)
-            anchors = list(raw.get("anchors") or ["", ""])
-            item["anchors"] = [str(a) for a in [*anchors, "", ""][:2]]
-            item["question"] = item["question"] or DEFAULT_LIKERT_QUESTION
-        elif kind == "preference":
-            item["question"] = item["question"] or "Which map do you prefer?"
-        elif kind == "comment":
-            item["question"] = item["question"] or "Comment"
-        out.append(item)
-    return out
 
 
 def likert_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -264,9 +242,60 @@ def trial_urls(token: str) -> dict[str, str]:
     return {
         "page_url": f"/t/{token}",
         "image_url": f"/t/{token}/image.png",
-        "map_a_url": f"/t/{token}/a.png",
-        "map_b_url": f"/t/{token}/b.png",
+        # The viewer's map fields (fixed length and headers for every map of a study): no
+        # per-arm rendered PNG is reachable by a rater, its byte size would tell the arms apart.
+        "map_a_url": f"/t/{token}/view/a",
+        "map_b_url": f"/t/{token}/view/b",
         "rating_url": f"/api/v1/trials/{token}/rating",
+    }
+
+
+def view_of(
+    study: Study,
+    *,
+    token: str,
+    position: int,
+    total: int,
+    answered: int,
+    urls: dict[str, str],
+    previous_url: str | None,
+    next_url: str | None,
+    rating: dict[str, Any] | None,
+    practice: bool = False,
+    case_text: str = "",
+    items: list[dict[str, Any]] | None = None,
+    feedback: str | None = None,
+) -> dict[str, Any]:
+    """The one builder of a trial page's view, for the rater's trial and the staff preview
+    alike, so the preview cannot drift from what a rater sees. ``position`` is 1-based.
+
+    ``practice`` labels a practice trial (the rater is told; catch trials are never marked),
+    ``case_text`` is the case's clinical history, ``items`` those the trial asks (default all).
+    """
+    return {
+        "done": False,
+        "token": token,
+        "position": position,
+        "total": total,
+        "answered": answered,
+        "study": {
+            "id": study.id,
+            "name": study.name,
+            "instructions": study.instructions,
+            "allow_back": study.allow_back,
+        },
+        "items": items if items is not None else rating_items(study.items),
+        "practice": practice,
+        "case_text": case_text,
+        "feedback": feedback,
+        "flag_reasons": list(FLAG_REASONS),
+        **urls,
+        "map_urls": {"a": urls["map_a_url"], "b": urls["map_b_url"]},
+        "overlay_opacity": saliency_settings(study.saliency).opacity,
+        "previous_url": previous_url,
+        "next_url": next_url,
+        "resume_url": f"/rate/{study.id}",
+        "rating": rating,
     }
 
 
@@ -282,29 +311,28 @@ def trial_view(db: Session, ctx: TrialContext) -> dict[str, Any]:
             prog.resume_position is None or trial.position + 1 <= prog.resume_position
         ):
             following = candidate
-    saliency = study.saliency or {}
-    opacity = saliency.get("overlay_opacity", saliency.get("opacity", 0.5))
-    return {
-        "done": False,
-        "token": trial.token,
-        "position": trial.position + 1,
-        "total": prog.total,
-        "answered": prog.answered,
-        "study": {
-            "id": study.id,
-            "name": study.name,
-            "instructions": study.instructions,
-            "allow_back": study.allow_back,
-        },
-        "items": normalize_items(study.items),
-        **trial_urls(trial.token),
-        "map_urls": {"a": f"/t/{trial.token}/a.png", "b": f"/t/{trial.token}/b.png"},
-        "overlay_opacity": float(opacity) if isinstance(opacity, int | float) else 0.5,
-        "previous_url": f"/t/{previous}" if previous else None,
-        "next_url": f"/t/{following}" if following else None,
-        "resume_url": f"/rate/{study.id}",
-        "rating": answer_of(ctx.rating),
-    }
+    practice = (trial.protocol or {}).get("phase") == "practice"
+    proto = protocol_settings(study.protocol)
+    return view_of(
+        study,
+        token=trial.token,
+        position=trial.position + 1,
+        total=prog.total,
+        answered=prog.answered,
+        urls=trial_urls(trial.token),
+        previous_url=f"/t/{previous}" if previous else None,
+        next_url=f"/t/{following}" if following else None,
+        rating=answer_of(ctx.rating),
+        practice=practice,
+        case_text=proto.case_text.get(str(trial.image_id), ""),
+        items=asked_items(
+            rating_items(study.items),
+            position=trial.position,
+            last_position=prog.total - 1,
+            practice=practice,
+        ),
+        feedback=practice_feedback(db, study, trial) if ctx.rating is None else None,
+    )
 
 
 def done_view(study: Study, prog: Progress) -> dict[str, Any]:
@@ -318,34 +346,27 @@ def done_view(study: Study, prog: Progress) -> dict[str, Any]:
 
 
 def trial_file(db: Session, storage: Storage, rater: User, token: str, slot: str) -> Path:
-    """The file behind `/t/{token}/{slot}.png` for the caller's own trial: the case's display
-    rendition ("image"), or the left ("a") / right ("b") arm's rendered overlay. One query:
-    images are the most frequent rater request."""
+    """The file behind `/t/{token}/image.png` for the caller's own trial: the case's display
+    rendition (the localise item draws on it). Maps are served only as the viewer's fixed-size
+    fields (`/t/{token}/view/a|b`), never as per-arm PNGs. One query: images are the most
+    frequent rater request. A closed study's files are no longer served (409): reading is
+    over, and a rater's old links must not keep the cases open."""
     if slot not in SLOTS or not token or len(token) > 64:
         raise NotFound("No such file.")
     owned = (Trial.token == token, Trial.rater_id == rater.id)
     visible = Study.status.in_(RATER_VISIBLE_STATUSES)
-    if slot == "image":
-        stmt = (
-            select(Image.display_path)
-            .join(Trial, Trial.image_id == Image.id)
-            .join(Study, Study.id == Trial.study_id)
-            .where(*owned, visible)
-        )
-    else:
-        arm = Trial.left_arm_id if slot == "a" else Trial.right_arm_id
-        stmt = (
-            select(SaliencyMap.overlay_path)
-            .join(Trial, (SaliencyMap.image_id == Trial.image_id) & (SaliencyMap.arm_id == arm))
-            .join(Study, Study.id == Trial.study_id)
-            .where(*owned, visible)
-            .order_by(SaliencyMap.id)
-            .limit(1)
-        )
-    rel = db.scalar(stmt)
-    if not rel:
+    stmt = (
+        select(Image.display_path, Study.status)
+        .join(Trial, Trial.image_id == Image.id)
+        .join(Study, Study.id == Trial.study_id)
+        .where(*owned, visible)
+    )
+    row = db.execute(stmt).first()
+    if row is None or not row[0]:
         raise NotFound("No such file.")
-    path = storage.path(rel)
+    if row[1] != StudyStatus.open.value:
+        raise Conflict("This study is closed; its images are no longer shown.")
+    path = storage.path(row[0])
     if not path.is_file():
         raise NotFound("No such file.")
     return path

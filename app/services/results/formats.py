@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from app.config import PROJECT_ROOT
+from app.services.study.spec import saliency_settings
+from app.stats.clmm_r import render_script
 
 if TYPE_CHECKING:
     from app.services.results.snapshot import StudySnapshot
@@ -20,16 +22,38 @@ R_TEMPLATE = PROJECT_ROOT / "r" / "clmm.R"
 LONG_COLUMNS = [
     "study_id", "study_name", "seed", "rater", "case", "image_file", "image_sha256", "trial",
     "position", "is_repeat", "repeat_of", "item", "arm", "arm_id", "arm_position", "side",
-    "score", "preference", "preferred", "checkpoint_name", "checkpoint_sha256", "bn_route",
-    "saliency_method", "saliency_target", "active_ms", "total_ms", "revision",
-    "first_shown_at", "rated_at", "updated_at",
+    "score", "preference", "preferred", "comment", "checkpoint_name", "checkpoint_sha256",
+    "bn_route", "saliency_method", "saliency_target", "active_ms", "total_ms", "revision",
+    "first_shown_at", "rated_at", "updated_at", "phase", "trial_kind", "analysed", "flag",
+    "confidence", "blinding_guess",
 ]  # fmt: skip
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (`=HYPERLINK(…)`,
+# `+cmd|…`, DDE): a rater's comment must never execute on the researcher's machine.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value: Any) -> Any:
+    """Text that a spreadsheet would evaluate, made inert with a leading apostrophe (OWASP).
+
+    Only text cells change; numbers (a negative score, a bias of -0.5) stay numbers. The JSON
+    export keeps the exact text: this is a CSV-only defence.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def to_csv(frame: pd.DataFrame) -> bytes:
-    """UTF-8 CSV with a header, no index, ISO timestamps already as text."""
+    """UTF-8 CSV with a header, no index, ISO timestamps already as text, formulas inert."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(neutralise_formula)
+    safe.columns = [neutralise_formula(str(c)) for c in safe.columns]
     buf = io.StringIO()
-    frame.to_csv(buf, index=False, lineterminator="\n")
+    safe.to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue().encode("utf-8")
 
 
@@ -102,6 +126,8 @@ def tidy_long(snap: StudySnapshot) -> pd.DataFrame:
         ]
     ).set_index("case")  # fmt: skip
     pref = rated["preference"]
+    confidence = _kind_answers(snap, rated, "confidence", "value")
+    guess = _kind_answers(snap, rated, "blinding", "guess")
     preferred_id = np.where(
         pref == "left", rated["left_arm_id"], np.where(pref == "right", rated["right_arm_id"], -1)
     )
@@ -125,26 +151,65 @@ def tidy_long(snap: StudySnapshot) -> pd.DataFrame:
                     "preferred": pd.Series(preferred_id == arm_id, dtype="boolean").where(
                         pref.notna().to_numpy(), pd.NA
                     ),
+                    "comment": rated["comment"],
                     "active_ms": rated["active_ms"],
                     "total_ms": rated["total_ms"],
                     "revision": rated["revision"],
                     "first_shown_at": rated["first_shown_at"],
                     "rated_at": rated["rated_at"],
                     "updated_at": rated["updated_at"],
+                    "phase": rated["phase"],
+                    "trial_kind": rated["trial_kind"],
+                    "analysed": rated["analysed"].astype(bool),
+                    "flag": rated["flag"],
+                    "confidence": confidence,
+                    "blinding_guess": guess,
                     "_row": np.arange(len(rated)) * 2 * len(likert) + 2 * order + (side == "right"),
                 }
             )
             parts.append(part)
     long = pd.concat(parts, ignore_index=True).sort_values("_row", kind="stable")
+    long = _catch_arms(long, rated, arms)
     long = long.join(arms, on="arm_id").join(cases, on="case")
     long["study_id"] = snap.study["id"]
     long["study_name"] = snap.study["name"]
     long["seed"] = snap.study["seed"]
-    long["saliency_target"] = str(snap.study["saliency"].get("target", ""))
+    long["saliency_target"] = saliency_settings(snap.study["saliency"]).target
+    shown = long.pop("_shown_arm")
+    long["arm"] = shown.where(shown.notna(), long["arm"])
     long = long[columns].reset_index(drop=True)
-    for col in ("score", "repeat_of", "active_ms", "total_ms", "revision"):
+    for col in ("score", "repeat_of", "active_ms", "total_ms", "revision", "confidence"):
         long[col] = long[col].astype("Int64")
     return long
+
+
+def _kind_answers(snap: StudySnapshot, rated: pd.DataFrame, kind: str, field: str) -> list[Any]:
+    """The answer to the study's first item of `kind` per rated trial (None if not asked)."""
+    key = next((i["key"] for i in snap.items if i.get("kind") == kind), None)
+    if key is None:
+        return [None] * len(rated)
+    return [(s.get(key) or {}).get(field) if isinstance(s, dict) else None for s in rated["scores"]]
+
+
+RANDOMISED_SUFFIX = " [randomised weights]"
+
+
+def _catch_arms(long: pd.DataFrame, rated: pd.DataFrame, arms: pd.DataFrame) -> pd.DataFrame:
+    """Catch rows name the map actually shown: the catch arm on both sides of a `same` trial,
+    and that arm's randomised-weights map on the other side of a `randomised` one."""
+    by_trial = rated.set_index("trial")
+    catch = long["trial"].map(by_trial["catch"])
+    catch_arm = long["trial"].map(by_trial["catch_arm_id"])
+    real_side = long["trial"].map(by_trial["real_side"])
+    is_catch = catch.notna().to_numpy()
+    out = long.copy()
+    out.loc[is_catch, "arm_id"] = catch_arm[is_catch].astype(int)
+    labels = arms["arm"]
+    shown = pd.Series([None] * len(out), index=out.index, dtype=object)
+    fake = is_catch & (catch == "randomised").to_numpy() & (out["side"] != real_side).to_numpy()
+    shown[fake] = out.loc[fake, "arm_id"].map(labels) + RANDOMISED_SUFFIX
+    out["_shown_arm"] = shown
+    return out
 
 
 def preferences_from_trials(rated: pd.DataFrame) -> pd.DataFrame:
@@ -177,6 +242,8 @@ def wide(snap: StudySnapshot) -> pd.DataFrame:
             "Trial": t.trial,
             "Position in sequence": int(t.position) + 1,
             "Repeat": "yes" if t.is_repeat else "no",
+            "Trial kind": t.trial_kind,
+            "Flag": t.flag or "",
             "Map A (left) arm": labels[t.left_arm_id],
             "Map B (right) arm": labels[t.right_arm_id],
         }
@@ -212,7 +279,12 @@ def mrmc(snap: StudySnapshot) -> pd.DataFrame:
     likert = snap.likert_items
     if not likert:
         return pd.DataFrame(columns=["reader", "case", "modality", "score"])
-    rows = long[(long["item"] == likert[0]["key"]) & ~long["is_repeat"] & long["score"].notna()]
+    rows = long[
+        (long["item"] == likert[0]["key"])
+        & ~long["is_repeat"]
+        & long["analysed"]
+        & long["score"].notna()
+    ]
     return pd.DataFrame(
         {
             "reader": rows["rater"],
@@ -233,6 +305,13 @@ def _jsonable(value: Any) -> Any:
     if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    """Counts stay integers in JSON: a column with a gap is float in pandas (`24.0`)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return int(value)
 
 
 def design_json(snap: StudySnapshot) -> dict[str, Any]:
@@ -256,9 +335,14 @@ def design_json(snap: StudySnapshot) -> dict[str, Any]:
                 "preference": pref,
                 "preferred_arm": labels.get(_preferred_arm_id(t) or -1),
                 "comment": t.comment,
-                "active_ms": t.active_ms,
-                "total_ms": t.total_ms,
-                "revision": t.revision,
+                "answers": {
+                    k: v
+                    for k, v in (t.scores or {}).items()
+                    if k not in {i["key"] for i in snap.likert_items}
+                },
+                "active_ms": _int_or_none(t.active_ms),
+                "total_ms": _int_or_none(t.total_ms),
+                "revision": _int_or_none(t.revision),
                 "rated_at": t.rated_at,
                 "updated_at": t.updated_at,
             }
@@ -267,12 +351,17 @@ def design_json(snap: StudySnapshot) -> dict[str, Any]:
                 "trial": t.trial,
                 "rater": t.rater,
                 "case": t.case,
-                "position": t.position,
+                "position": _int_or_none(t.position),
                 "is_repeat": bool(t.is_repeat),
-                "repeat_of": t.repeat_of,
+                "repeat_of": _int_or_none(t.repeat_of),
                 "left_arm": labels[t.left_arm_id],
                 "right_arm": labels[t.right_arm_id],
                 "first_shown_at": t.first_shown_at,
+                "phase": t.phase,
+                "trial_kind": t.trial_kind,
+                "catch_arm": labels.get(_int_or_none(t.catch_arm_id) or -1),
+                "real_side": t.real_side,
+                "flag": t.flag,
                 "rating": answer,
             }
         )
@@ -305,27 +394,31 @@ def design_json(snap: StudySnapshot) -> dict[str, Any]:
 
 
 def r_script(snap: StudySnapshot, csv_name: str) -> str:
-    """The CLMM script (`r/clmm.R`) filled in with this study's file, item, arms and scale."""
+    """The CLMM script (`r/clmm.R`) filled in with this study's file, item, arms and scale.
+
+    The pre-registered item when there is one, else the first Likert item. `render_script`
+    escapes the values, so a study or arm name cannot break out of an R string or comment.
+    """
     likert = snap.likert_items
-    item = likert[0] if likert else {"key": "", "scale": 5}
+    planned = (snap.study.get("analysis_plan") or {}).get("item")
+    item = next((i for i in likert if i["key"] == planned), likert[0] if likert else None)
+    item = item or {"key": "", "scale": 5}
     ref = snap.arms[0].label if snap.arms else ""
-    values = {
-        "STUDY_NAME": snap.study["name"].replace('"', "'"),
-        "STUDY_ID": str(snap.study["id"]),
-        "CSV_FILE": csv_name,
-        "ITEM": item["key"],
-        "SCALE": str(item.get("scale", 5)),
-        "REFERENCE_ARM": ref.replace('"', '\\"'),
-        "EXPORTED_AT": snap.exported_at.isoformat(timespec="seconds"),
-    }
-    text = R_TEMPLATE.read_text(encoding="utf-8")
-    for key, value in values.items():
-        text = text.replace("{{" + key + "}}", value)
-    return text
+    return render_script(
+        {
+            "STUDY_NAME": snap.study["name"],
+            "STUDY_ID": str(snap.study["id"]),
+            "CSV_FILE": csv_name,
+            "ITEM": item["key"],
+            "SCALE": str(item["scale"]),
+            "REFERENCE_ARM": ref,
+            "EXPORTED_AT": snap.exported_at.isoformat(timespec="seconds"),
+        }
+    )
 
 
 def stats_frames(snap: StudySnapshot) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(scores, preferences) frames as `app.stats` takes them."""
     long = tidy_long(snap)
-    scores = long[long["score"].notna()]
-    return scores, preferences_from_trials(snap.rated)
+    scores = long[long["score"].notna() & long["analysed"].astype(bool)]
+    return scores, preferences_from_trials(snap.analysed)

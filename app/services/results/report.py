@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 from collections.abc import Callable, Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.config import PROJECT_ROOT
 from app.errors import NotFound
 from app.services.results.analysis import analyze_study
-from app.stats import plots
+from app.stats import plots, reviewer_plots
 
 _env = Environment(
     loader=FileSystemLoader(str(PROJECT_ROOT / "templates")),
@@ -46,7 +47,7 @@ def _figure_makers(
             anchors=spec.get("anchors") or None,
             fmt=fmt,
         )
-        out[f"agreement-{key}"] = partial(plots.agreement_table, item["agreement"], fmt=fmt)
+        # No figure of the agreement table: it would only repeat the table on the page.
         for k, comp in enumerate(item["comparisons"]):
             out[f"forest-{key}-{k}"] = partial(
                 plots.forest_plot,
@@ -55,6 +56,12 @@ def _figure_makers(
                 difference=comp["difference"],
                 fmt=fmt,
             )
+        rv = item.get("reviewer") or {}
+        for k, vgc in enumerate(rv.get("vgc") or []):
+            if vgc.get("auc") is not None:
+                out[f"vgc-{key}-{k}"] = partial(reviewer_plots.vgc_plot, vgc, fmt=fmt)
+        if (rv.get("power") or {}).get("grid"):
+            out[f"power-{key}"] = partial(reviewer_plots.power_plot, rv["power"], fmt=fmt)
     for k, pref in enumerate(analysis["preferences"]):
         if pref["n_trials"]:
             out[f"preference-{k}"] = partial(plots.preference_bars, pref, fmt=fmt)
@@ -93,21 +100,29 @@ def render_report(analysis: Mapping[str, Any]) -> str:
     )
 
 
-def page_context(db: Session, study_id: int) -> dict[str, Any]:
-    """What the analysis page renders: the analysis and its figures as data URIs."""
-    analysis = analyze_study(db, study_id)
+def page_context(db: Session, study_id: int, data_dir: Path | None = None) -> dict[str, Any]:
+    """What the analysis page renders: the analysis and its figures as data URIs.
+
+    The ordinal model comes from R's cache or starts in the background (the page then says to
+    reload): a page never waits for R.
+    """
+    analysis = analyze_study(db, study_id, data_dir=data_dir, clmm="background")
     return {"a": analysis, "figs": data_uris(analysis), "standalone": False}
 
 
-def report_html(db: Session, study_id: int) -> tuple[str, str]:
-    """(standalone HTML report, file name) for study `study_id`."""
-    return render_report(analyze_study(db, study_id)), f"radsal-study-{study_id}-report.html"
+def report_html(db: Session, study_id: int, data_dir: Path | None = None) -> tuple[str, str]:
+    """(standalone HTML report, file name) for study `study_id` (CLMM as on the page)."""
+    analysis = analyze_study(db, study_id, data_dir=data_dir, clmm="background")
+    return render_report(analysis), f"radsal-study-{study_id}-report.html"
 
 
-def figure_file(db: Session, study_id: int, filename: str) -> tuple[bytes, str]:
+def figure_file(
+    db: Session, study_id: int, filename: str, data_dir: Path | None = None
+) -> tuple[bytes, str]:
     """(bytes, media type) of one figure, `filename` being `<name>.png` or `<name>.svg`."""
     name, _, ext = filename.rpartition(".")
     if ext not in ("png", "svg") or not name:
         raise NotFound("Figures are available as .png or .svg.")
-    data = figure(analyze_study(db, study_id), name, "png" if ext == "png" else "svg")
+    analysis = analyze_study(db, study_id, data_dir=data_dir)
+    data = figure(analysis, name, "png" if ext == "png" else "svg")
     return data, "image/png" if ext == "png" else "image/svg+xml"

@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.models import Arm, Checkpoint, Image, Rating, Study, StudyImage, StudyRater, Trial, User
-from app.services.reading.trials import normalize_items
+from app.services.catalog.names import original_name
+from app.services.reading.answers import FLAG_KEY
+from app.services.study.spec import rating_items
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,12 @@ class StudySnapshot:
     def rated(self) -> pd.DataFrame:
         return self.trials[self.trials["rated"].astype(bool)]
 
+    @property
+    def analysed(self) -> pd.DataFrame:
+        """Rated trials that enter the statistics: not practice, not catch, not flagged."""
+        t = self.trials
+        return t[t["rated"].astype(bool) & t["analysed"].astype(bool)]
+
     def file_stem(self) -> str:
         return f"radsal-study-{self.study['id']}"
 
@@ -92,7 +100,7 @@ def _iso_column(values: pd.Series) -> pd.Series:
 
 
 def _items(study: Study) -> list[dict[str, Any]]:
-    return normalize_items(study.items)
+    return rating_items(study.items)
 
 
 def load_snapshot(db: Session, study_id: int) -> StudySnapshot:
@@ -132,7 +140,7 @@ def load_snapshot(db: Session, study_id: int) -> StudySnapshot:
         {
             "case": str(img.id),
             "position": pos,
-            "file": img.source_filename,
+            "file": original_name(img.source_filename),
             "sha256": img.sha256,
             "modality": img.modality,
             "labels": dict(img.labels or {}),
@@ -157,6 +165,7 @@ def load_snapshot(db: Session, study_id: int) -> StudySnapshot:
         "saliency": dict(study.saliency or {}),
         "allow_back": study.allow_back,
         "repeat_fraction": study.repeat_fraction,
+        "analysis_plan": dict(study.analysis_plan or {}),
         "created_at": _iso(study.created_at),
         "opened_at": _iso(study.opened_at),
         "closed_at": _iso(study.closed_at),
@@ -168,6 +177,7 @@ _TRIAL_COLUMNS = [
     "trial", "rater", "case", "position", "is_repeat", "repeat_of", "left_arm_id",
     "right_arm_id", "first_shown_at", "rating_id", "left_score", "right_score", "scores",
     "preference", "comment", "active_ms", "total_ms", "revision", "rated_at", "updated_at",
+    "protocol",
 ]  # fmt: skip
 
 
@@ -195,6 +205,7 @@ def _trials_frame(db: Session, study_id: int, labels: dict[int, str]) -> pd.Data
             Rating.revision,
             Rating.created_at,
             Rating.updated_at,
+            Trial.protocol,
         )
         .join(User, User.id == Trial.rater_id)
         .outerjoin(Rating, Rating.trial_id == Trial.id)
@@ -213,4 +224,33 @@ def _trials_frame(db: Session, study_id: int, labels: dict[int, str]) -> pd.Data
         frame[col] = _iso_column(frame[col])
     frame["left_arm"] = frame["left_arm_id"].map(labels)
     frame["right_arm"] = frame["right_arm_id"].map(labels)
+    _protocol_columns(frame)
     return frame
+
+
+def _protocol_columns(frame: pd.DataFrame) -> None:
+    """phase, catch, catch_arm_id, real_side, flag, trial_kind, analysed (issue 15).
+
+    Practice and catch trials and flagged cases are answered like any trial but never enter a
+    statistic (`analysed` False); the exports keep them, labelled.
+    """
+    proto = [dict(p or {}) for p in frame["protocol"]]
+    frame["phase"] = [p.get("phase", "main") for p in proto]
+    frame["catch"] = [p.get("catch") for p in proto]
+    frame["catch_arm_id"] = pd.array([p.get("catch_arm") for p in proto], dtype="Int64")
+    frame["real_side"] = [p.get("real_side") for p in proto]
+    frame["flag"] = [
+        (s.get(FLAG_KEY) or {}).get("reason") if isinstance(s.get(FLAG_KEY), dict) else None
+        for s in frame["scores"]
+    ]
+    frame["flag_note"] = [
+        (s.get(FLAG_KEY) or {}).get("note", "") if isinstance(s.get(FLAG_KEY), dict) else ""
+        for s in frame["scores"]
+    ]
+    frame["trial_kind"] = [
+        "practice" if ph == "practice" else (f"catch_{c}" if isinstance(c, str) else "main")
+        for ph, c in zip(frame["phase"], frame["catch"], strict=True)
+    ]
+    frame["analysed"] = (
+        (frame["phase"] == "main") & frame["catch"].isna() & frame["flag"].isna()
+    ).astype(bool)

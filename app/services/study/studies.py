@@ -26,10 +26,8 @@ from app.models import (
     Checkpoint,
     Image,
     Job,
-    JobStatus,
     Rating,
     Role,
-    SaliencyMap,
     Study,
     StudyImage,
     StudyRater,
@@ -38,12 +36,22 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
-from app.services import audit
+from app.services import audit, inference
 from app.services.catalog.checkpoints import train_mode
+from app.services.maps.catch import (
+    RANDOMISED,
+    randomised_pairs,
+    study_image_ids,
+    variant_target,
+)
+from app.services.maps.queries import active_job, stored_maps
 from app.services.study.design import generate_design
-from app.services.study.spec import ArmSpec, StudySpec
+from app.services.study.protocol import add_protocol, protocol_settings
+from app.services.study.spec import ArmSpec, StudySpec, saliency_settings
 
-DESIGN_FIELDS = ("image_ids", "arms", "raters", "seed", "repeat_fraction", "items", "saliency")
+DESIGN_FIELDS = (
+    "image_ids", "arms", "raters", "seed", "repeat_fraction", "items", "saliency", "protocol",
+)  # fmt: skip
 
 
 def _as_spec(spec: StudySpec | Mapping[str, Any]) -> StudySpec:
@@ -52,11 +60,55 @@ def _as_spec(spec: StudySpec | Mapping[str, Any]) -> StudySpec:
     try:
         return StudySpec.model_validate(dict(spec))
     except ValidationError as exc:
-        details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
-        first = details[0]
-        raise Invalid(
-            f"Invalid study: {'.'.join(first['loc']) or 'body'}: {first['msg']}", details=details
-        ) from None
+        details = [
+            {"loc": [str(p) for p in e["loc"]], "msg": plain_message(e["msg"])}
+            for e in exc.errors()
+        ]
+        raise Invalid(problems_message(details), details=details) from None
+
+
+def plain_message(msg: str) -> str:
+    """Pydantic's "Value error, The seed …" → "The seed …" (the reason, in the spec's words)."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    return msg[:1].upper() + msg[1:]
+
+
+def problems_message(details: list[dict[str, Any]]) -> str:
+    """Every problem at once, each with the field it is about (the builder shows them there)."""
+    parts = [
+        f"{' → '.join(d['loc']) + ': ' if d['loc'] else ''}{d['msg'].rstrip('.')}." for d in details
+    ]
+    head = "The study cannot be saved" if len(parts) == 1 else f"{len(parts)} problems"
+    return f"{head}: " + " ".join(parts)
+
+
+def _check_all(db: Session, spec: StudySpec) -> tuple[list[Checkpoint], list[User]]:
+    """The database checks, every one of them, so the researcher sees all problems at once."""
+    details: list[dict[str, Any]] = []
+    ckpts: list[Checkpoint] = []
+    raters: list[User] = []
+    try:
+        ckpts = _validate_arms(db, spec.arms, spec.saliency.target)
+    except Invalid as exc:
+        details.append({"loc": ["arms"], "msg": exc.message})
+    if ckpts:
+        for field, ids in (
+            ("image_ids", spec.image_ids),
+            ("protocol", spec.protocol.practice_image_ids),
+        ):
+            try:
+                _validate_images(db, ids, ckpts)
+            except Invalid as exc:
+                details.append({"loc": [field], "msg": exc.message})
+    try:
+        raters = _validate_raters(db, spec.raters)
+    except Invalid as exc:
+        details.append({"loc": ["raters"], "msg": exc.message})
+    if details:
+        raise Invalid(problems_message(details), details=details)
+    return ckpts, raters
 
 
 def default_arm_label(ckpt: Checkpoint, route: str | None) -> str:
@@ -68,15 +120,14 @@ def default_arm_label(ckpt: Checkpoint, route: str | None) -> str:
 
 
 def _validate_arms(db: Session, arms: list[ArmSpec], target: str) -> list[Checkpoint]:
-    from ml.explain import METHODS
-
+    methods = inference.saliency_methods()
     ckpts: list[Checkpoint] = []
     for n, arm in enumerate(arms, start=1):
         ckpt = db.get(Checkpoint, arm.checkpoint_id)
         if ckpt is None:
             raise Invalid(f"Arm {n}: checkpoint {arm.checkpoint_id} does not exist.")
-        if arm.method not in METHODS:
-            raise Invalid(f"Arm {n}: unknown method {arm.method!r}; one of {', '.join(METHODS)}.")
+        if arm.method not in methods:
+            raise Invalid(f"Arm {n}: unknown method {arm.method!r}; one of {', '.join(methods)}.")
         if arm.bn_route is not None and not ckpt.dual_bn:
             raise Invalid(
                 f"Arm {n}: {ckpt.name!r} has no dual batch norm, so it takes no BN route."
@@ -124,9 +175,7 @@ def _validate_raters(db: Session, usernames: list[str]) -> list[User]:
 def create_study(db: Session, *, spec: StudySpec | Mapping[str, Any], actor: User | None) -> Study:
     """Validate ``spec`` against the database and store the study with its full trial design."""
     spec = _as_spec(spec)
-    ckpts = _validate_arms(db, spec.arms, spec.saliency.target)
-    _validate_images(db, spec.image_ids, ckpts)
-    raters = _validate_raters(db, spec.raters)
+    ckpts, raters = _check_all(db, spec)
     study = Study(
         name=spec.name,
         instructions=spec.instructions,
@@ -136,6 +185,8 @@ def create_study(db: Session, *, spec: StudySpec | Mapping[str, Any], actor: Use
         saliency=spec.saliency.model_dump(),
         allow_back=spec.allow_back,
         repeat_fraction=spec.repeat_fraction,
+        protocol=_protocol_json(spec),
+        analysis_plan=spec.plan_dict(),
         created_by_id=actor.id if actor is not None else None,
     )
     db.add(study)
@@ -175,12 +226,23 @@ def _build_design(
     )
     db.add_all(StudyRater(study_id=study.id, user_id=u.id) for u in raters)
     db.flush()
-    design = generate_design(
+    proto = spec.protocol
+    base = generate_design(
         raters=[u.id for u in raters],
         cases=list(spec.image_ids),
         arms=[a.id for a in arms],
         seed=spec.seed,
         repeat_fraction=spec.repeat_fraction,
+        anchor_cases=list(proto.anchor_image_ids),
+        readers_per_case=proto.readers_per_case,
+    )
+    design = add_protocol(
+        base,
+        arms=[a.id for a in arms],
+        seed=spec.seed,
+        practice_cases=list(proto.practice_image_ids),
+        catch_fraction=proto.catch_fraction,
+        catch_kinds=list(proto.catch_kinds),
     )
     rows: dict[tuple[int, int], Trial] = {}
     for t in design:
@@ -193,6 +255,7 @@ def _build_design(
             right_arm_id=t.right_arm,
             position=t.position,
             is_repeat=t.is_repeat,
+            protocol=t.protocol_json(),
         )
         rows[(t.rater, t.position)] = trial
     db.add_all(rows.values())
@@ -243,31 +306,29 @@ def is_design_frozen(db: Session, study: Study) -> bool:
 
 def map_counts(db: Session, study: Study) -> tuple[int, int]:
     """(maps stored, maps needed) for the study's arms × images × target policy."""
-    target = str((study.saliency or {}).get("target", "predicted"))
+    target = saliency_settings(study.saliency).target
     arm_ids = [a.id for a in study.arms]
-    image_ids = [si.image_id for si in study.images]
+    image_ids = study_image_ids(study)  # practice cases need maps too
     needed = len(arm_ids) * len(image_ids)
     if not needed:
         return 0, 0
-    have = db.scalar(
-        select(func.count(SaliencyMap.id)).where(
-            SaliencyMap.arm_id.in_(arm_ids),
-            SaliencyMap.image_id.in_(image_ids),
-            SaliencyMap.target == target,
-        )
-    )
-    return int(have or 0), needed
+    have = stored_maps(db, arm_ids=arm_ids, target=target, image_ids=image_ids)
+    # randomised-weights maps that catch trials show (app.services.maps.catch)
+    fake = randomised_pairs(db, study.id)
+    fake_have = stored_maps(db, arm_ids=list(fake), target=variant_target(target, RANDOMISED))
+    needed += sum(len(v) for v in fake.values())
+    done = sum(1 for a, ids in fake.items() for i in ids if (a, i) in fake_have)
+    return len(have) + done, needed
 
 
-def active_job(db: Session, study: Study) -> Job | None:
-    return db.scalar(
-        select(Job)
-        .where(
-            Job.study_id == study.id,
-            Job.status.in_([JobStatus.queued.value, JobStatus.running.value]),
+def active_raters(db: Session) -> list[User]:
+    """The raters a study builder may pick: active accounts with the rater role, by name."""
+    return list(
+        db.scalars(
+            select(User)
+            .where(User.role == Role.rater.value, User.is_active.is_(True))
+            .order_by(User.username)
         )
-        .order_by(Job.id.desc())
-        .limit(1)
     )
 
 
@@ -283,7 +344,7 @@ def update_study(
     before the first rating; they rebuild arms, cases, raters and trials from scratch."""
     if study.status == StudyStatus.closed.value:
         raise Conflict("The study is closed; it can no longer be edited.")
-    unknown = set(changes) - {"name", "instructions", "allow_back", *DESIGN_FIELDS}
+    unknown = set(changes) - {"name", "instructions", "allow_back", "analysis_plan", *DESIGN_FIELDS}
     if unknown:
         raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}.")
     design_changes = {k: v for k, v in changes.items() if k in DESIGN_FIELDS}
@@ -295,15 +356,21 @@ def update_study(
             )
         if design_changes and study.status != StudyStatus.draft.value:
             raise Conflict(f"The design can only change in draft (the study is {study.status}).")
+    if "analysis_plan" in changes and study.status != StudyStatus.draft.value:
+        raise Conflict(
+            "The analysis plan is pre-registered before the study opens; it can no longer "
+            f"change (the study is {study.status})."
+        )
     merged = {**spec_of(study), **{k: v for k, v in changes.items() if v is not None}}
     spec = _as_spec(merged)
+    # Every check (all problems at once) before anything changes: a refused edit writes nothing.
+    ckpts, raters = _check_all(db, spec) if design_changes else ([], [])
     study.name = spec.name
     study.instructions = spec.instructions
     study.allow_back = spec.allow_back
+    if "analysis_plan" in changes:  # null withdraws the plan (still only before opening)
+        study.analysis_plan = spec.plan_dict() if changes["analysis_plan"] is not None else {}
     if design_changes:
-        ckpts = _validate_arms(db, spec.arms, spec.saliency.target)
-        _validate_images(db, spec.image_ids, ckpts)
-        raters = _validate_raters(db, spec.raters)
         db.execute(delete(Trial).where(Trial.study_id == study.id))
         study.arms.clear()
         study.images.clear()
@@ -313,6 +380,7 @@ def update_study(
         study.items = spec.item_dicts()
         study.saliency = spec.saliency.model_dump()
         study.repeat_fraction = spec.repeat_fraction
+        study.protocol = _protocol_json(spec)
         _build_design(db, study, spec, ckpts, raters)
         db.refresh(study)
     audit.record(
@@ -349,7 +417,22 @@ def spec_of(study: Study) -> dict[str, Any]:
         "saliency": dict(study.saliency or {}),
         "allow_back": study.allow_back,
         "repeat_fraction": study.repeat_fraction,
+        "protocol": protocol_settings(study.protocol).model_dump(),
+        "analysis_plan": _plan_spec(study.analysis_plan),
     }
+
+
+def _plan_spec(plan: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The stored plan without its registration stamp (the StudySpec shape), None if none."""
+    if not plan:
+        return None
+    return {k: v for k, v in plan.items() if k != "registered_at"}
+
+
+def _protocol_json(spec: StudySpec) -> dict[str, Any] | None:
+    """What `Study.protocol` stores: None for a study without any quality-control option."""
+    dumped = spec.protocol.model_dump()
+    return None if dumped == type(spec.protocol)().model_dump() else dumped
 
 
 def _users(study: Study) -> list[User]:
@@ -366,8 +449,8 @@ def open_study(db: Session, study: Study, actor: User | None) -> Study:
     if study.status == StudyStatus.open.value:
         return study
     if study.status == StudyStatus.closed.value:
-        raise Conflict("The study is closed; closed studies do not reopen.")
-    if active_job(db, study) is not None:
+        raise Conflict("The study is closed; use Reopen on its page (or POST …/reopen) instead.")
+    if active_job(db, study.id) is not None:
         raise Conflict("Maps are still being generated; open the study when the job is done.")
     have, needed = map_counts(db, study)
     if have < needed:
@@ -480,6 +563,8 @@ def study_json(db: Session, study: Study) -> dict[str, Any]:
         "saliency": study.saliency,
         "allow_back": study.allow_back,
         "repeat_fraction": study.repeat_fraction,
+        "protocol": protocol_settings(study.protocol).model_dump(),
+        "analysis_plan": dict(study.analysis_plan or {}) or None,
         "image_ids": [si.image_id for si in study.images],
         "arms": [
             {
