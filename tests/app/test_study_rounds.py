@@ -124,3 +124,31 @@ def test_round_names_count_up() -> None:
     assert next_round_name("Chest study") == "Chest study – round 2"
     assert next_round_name("Chest study – round 2") == "Chest study – round 3"
     assert next_round_name("Chest study - round 9") == "Chest study – round 10"
+
+
+def test_added_raters_get_the_same_catch_trials_as_everyone(
+    db: Session, settings: Settings, make_user: Callable[..., User], client: TestClient,
+    api_headers: Callable[[User], dict[str, str]],
+) -> None:  # fmt: skip
+    """A late rater's trials come from the study's full plan (design + practice + catch), not
+    the bare design: otherwise they would read no catch trials and their QC would be empty."""
+    first = make_user("rater", "first-reader")
+    study = make_open_study(db, settings.data_dir, raters=[first], n_images=8, size=16)
+    study.protocol = {"catch_fraction": 0.25, "catch_kinds": ["same"]}
+    db.flush()
+    make_user("rater", "late-reader")
+    headers = api_headers(make_user("researcher"))
+    r = client.post(
+        f"/api/v1/studies/{study.id}/raters", json={"raters": ["late-reader"]}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    late = db.scalar(select(User).where(User.username == "late-reader"))
+    assert late is not None
+    new = _trials(db, study.id, late)
+    catches = [t for t in new if t.protocol and t.protocol.get("catch") == "same"]
+    assert len(catches) == 2, [t.protocol for t in new]  # 8 main cases x 0.25
+    arms = {a.id for a in study.arms}
+    assert all(t.protocol["catch_arm"] in arms for t in catches)
+    assert [t.position for t in new] == list(range(len(new)))
+    main = [t for t in new if not t.protocol]
+    assert sorted(t.image_id for t in main) == sorted(si.image_id for si in study.images)

@@ -18,21 +18,22 @@ Each either keeps what raters have answered exactly as it was or refuses:
 from __future__ import annotations
 
 import re
-import secrets
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Invalid
-from app.models import SaliencyMap, Study, StudyRater, StudyStatus, Trial, User
+from app.models import SaliencyMap, Study, StudyRater, StudyStatus, User
 from app.services import audit
 from app.services.maps.queries import active_job
-from app.services.study.design import generate_design
+from app.services.study.protocol import protocol_settings
 from app.services.study.studies import (
     _validate_raters,
     count_ratings,
     create_study,
+    insert_trials,
     map_counts,
+    plan_trials,
     spec_of,
 )
 
@@ -69,45 +70,27 @@ def add_raters(db: Session, study: Study, usernames: list[str], actor: User | No
     cases = [si.image_id for si in study.images]
     if len(arms) < 2 or not cases:
         raise Conflict("This study has no complete design to extend.")
-    design = generate_design(
+    plan = plan_trials(
         raters=current + [u.id for u in new],
         cases=cases,
         arms=arms,
         seed=study.seed,
         repeat_fraction=study.repeat_fraction,
+        proto=protocol_settings(study.protocol),
     )
-    new_ids = {u.id for u in new}
-    rows: dict[tuple[int, int], Trial] = {}
-    for t in design:
-        if t.rater not in new_ids:
-            continue
-        rows[(t.rater, t.position)] = Trial(
-            token=secrets.token_urlsafe(18),
-            study_id=study.id,
-            rater_id=t.rater,
-            image_id=t.case,
-            left_arm_id=t.left_arm,
-            right_arm_id=t.right_arm,
-            position=t.position,
-            is_repeat=t.is_repeat,
-        )
     db.add_all(StudyRater(study_id=study.id, user_id=u.id) for u in new)
-    db.add_all(rows.values())
-    db.flush()
-    for t in design:
-        if t.rater in new_ids and t.repeat_of is not None:
-            rows[(t.rater, t.position)].repeat_of_id = rows[(t.rater, t.repeat_of)].id
+    added = insert_trials(db, study.id, plan, only={u.id for u in new})
     audit.record(
         db,
         actor=actor,
         action="study.raters_added",
         object_type="study",
         object_id=study.id,
-        detail={"raters": [u.username for u in new], "trials": len(rows)},
+        detail={"raters": [u.username for u in new], "trials": added},
     )
     db.flush()
     db.refresh(study)
-    return len(rows)
+    return added
 
 
 def next_round_name(name: str) -> str:

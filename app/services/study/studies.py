@@ -46,7 +46,12 @@ from app.services.maps.catch import (
 )
 from app.services.maps.queries import active_job, stored_maps
 from app.services.study.design import generate_design
-from app.services.study.protocol import add_protocol, protocol_settings
+from app.services.study.protocol import (
+    ProtocolSpec,
+    ProtocolTrial,
+    add_protocol,
+    protocol_settings,
+)
 from app.services.study.spec import ArmSpec, StudySpec, saliency_settings
 
 DESIGN_FIELDS = (
@@ -226,29 +231,62 @@ def _build_design(
     )
     db.add_all(StudyRater(study_id=study.id, user_id=u.id) for u in raters)
     db.flush()
-    proto = spec.protocol
-    base = generate_design(
+    planned = plan_trials(
         raters=[u.id for u in raters],
         cases=list(spec.image_ids),
         arms=[a.id for a in arms],
         seed=spec.seed,
         repeat_fraction=spec.repeat_fraction,
+        proto=spec.protocol,
+    )
+    insert_trials(db, study.id, planned)
+
+
+def plan_trials(
+    *,
+    raters: list[int],
+    cases: list[int],
+    arms: list[int],
+    seed: int,
+    repeat_fraction: float,
+    proto: ProtocolSpec,
+) -> list[ProtocolTrial]:
+    """The full trial plan (design rules + practice block + catch trials) for these raters.
+
+    The one place the design is derived from a study's settings: creating a study and adding
+    raters to an open one must deal trials by the same rules, or late raters would miss their
+    practice block and catch trials."""
+    base = generate_design(
+        raters=raters,
+        cases=cases,
+        arms=arms,
+        seed=seed,
+        repeat_fraction=repeat_fraction,
         anchor_cases=list(proto.anchor_image_ids),
         readers_per_case=proto.readers_per_case,
     )
-    design = add_protocol(
+    return add_protocol(
         base,
-        arms=[a.id for a in arms],
-        seed=spec.seed,
+        arms=arms,
+        seed=seed,
         practice_cases=list(proto.practice_image_ids),
         catch_fraction=proto.catch_fraction,
         catch_kinds=list(proto.catch_kinds),
     )
+
+
+def insert_trials(
+    db: Session, study_id: int, plan: list[ProtocolTrial], *, only: set[int] | None = None
+) -> int:
+    """Trial rows (opaque random tokens) for the planned trials of the raters in ``only`` (all
+    when None), with repeats linked to their originals; returns how many were added."""
     rows: dict[tuple[int, int], Trial] = {}
-    for t in design:
-        trial = Trial(
+    for t in plan:
+        if only is not None and t.rater not in only:
+            continue
+        rows[(t.rater, t.position)] = Trial(
             token=secrets.token_urlsafe(18),
-            study_id=study.id,
+            study_id=study_id,
             rater_id=t.rater,
             image_id=t.case,
             left_arm_id=t.left_arm,
@@ -257,13 +295,13 @@ def _build_design(
             is_repeat=t.is_repeat,
             protocol=t.protocol_json(),
         )
-        rows[(t.rater, t.position)] = trial
     db.add_all(rows.values())
     db.flush()
-    for t in design:
-        if t.repeat_of is not None:
+    for t in plan:
+        if t.repeat_of is not None and (t.rater, t.position) in rows:
             rows[(t.rater, t.position)].repeat_of_id = rows[(t.rater, t.repeat_of)].id
     db.flush()
+    return len(rows)
 
 
 # ---------------------------------------------------------------------------- lookups
