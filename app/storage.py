@@ -18,6 +18,7 @@ import hashlib
 import os
 import secrets
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from app.errors import NotFound
@@ -59,6 +60,12 @@ class Storage:
     def delete(self, rel: str) -> None:
         """Remove a stored file if present (used to undo a failed all-or-nothing ingest)."""
         self.path(rel).unlink(missing_ok=True)
+
+    def delete_all(self, rels: Iterable[str]) -> None:
+        """Remove stored files if present: the files of a deleted image, checkpoint or draft,
+        run as a background task once the deleting transaction has committed."""
+        for rel in rels:
+            self.delete(rel)
 
     # ------------------------------------------------------------------ reading
     def path(self, rel: str) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
@@ -128,13 +127,6 @@ def _detail(
     )
 
 
-def _remove_files(data_dir: Path, files: list[str]) -> None:
-    """After the commit (a background task runs once the response is sent)."""
-    store = Storage(data_dir)
-    for rel in files:
-        store.delete(rel)
-
-
 @router.post("/checkpoints/{checkpoint_id}/delete", dependencies=[Csrf], include_in_schema=False)
 def checkpoint_delete(
     request: Request,
@@ -150,7 +142,7 @@ def checkpoint_delete(
         return _detail(
             request, db, checkpoint_id, flash=exc.message, flash_kind="error", status_code=409
         )
-    tasks.add_task(_remove_files, request.app.state.settings.data_dir, files)
+    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
     return RedirectResponse("/checkpoints?deleted=1", status_code=303)
 
 
@@ -222,5 +214,5 @@ def api_delete(
     """409 naming the studies whose arm it is; an unused checkpoint's row and file go."""
     ckpt = service.get_checkpoint(db, checkpoint_id)
     files = removal.delete_checkpoint(db, actor=admin, ckpt=ckpt, ip=client_ip(request))
-    tasks.add_task(_remove_files, request.app.state.settings.data_dir, files)
+    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
     return Response(status_code=204)

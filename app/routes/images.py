@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
@@ -162,13 +161,6 @@ def image_page(
     return _detail(request, db, image_id, flash={"labels": "Labels saved."}.get(done))
 
 
-def _remove_files(data_dir: Path, files: list[str]) -> None:
-    """After the commit (a background task runs once the response is sent)."""
-    store = Storage(data_dir)
-    for rel in files:
-        store.delete(rel)
-
-
 @router.post("/images/{image_id}/delete", dependencies=[Csrf], include_in_schema=False)
 def image_delete(
     request: Request, db: DbSession, admin: AdminUser, image_id: DbId, tasks: BackgroundTasks
@@ -180,7 +172,7 @@ def image_delete(
         return _detail(
             request, db, image_id, flash=exc.message, flash_kind="error", status_code=409
         )
-    tasks.add_task(_remove_files, request.app.state.settings.data_dir, files)
+    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
     return RedirectResponse(f"/images?deleted={image_id}", status_code=303)
 
 
@@ -275,7 +267,7 @@ def api_delete(
     """409 with the studies that use it; an unused image's row and files go."""
     image = service.get_image(db, image_id)
     files = removal.delete_image(db, actor=admin, image=image, ip=client_ip(request))
-    tasks.add_task(_remove_files, request.app.state.settings.data_dir, files)
+    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
     return Response(status_code=204)
 
 

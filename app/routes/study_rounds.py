@@ -7,7 +7,6 @@ sends one (static/js/confirm.js); the server checks the state again either way.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
@@ -47,12 +46,6 @@ class RatersAdded(BaseModel):
 
 class CloneRequest(BaseModel):
     next_round: bool = False
-
-
-def _remove_files(data_dir: Path, files: list[str]) -> None:
-    store = Storage(data_dir)
-    for rel in files:
-        store.delete(rel)
 
 
 # --- pages --------------------------------------------------------------------------------------
@@ -95,7 +88,7 @@ def delete_page(
     tasks: BackgroundTasks,
 ) -> Response:
     files = rounds.delete_draft(db, get_study(db, study_id), user)
-    tasks.add_task(_remove_files, request.app.state.settings.data_dir, files)
+    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
     return RedirectResponse("/studies?deleted=1", status_code=303)
 
 
@@ -129,5 +122,5 @@ def api_delete(
 ) -> Response:
     """Drafts only (409 otherwise); their maps go too."""
     files = rounds.delete_draft(db, get_study(db, study_id), user)
-    tasks.add_task(_remove_files, request.app.state.settings.data_dir, files)
+    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
     return Response(status_code=204)

@@ -353,8 +353,7 @@ def _import(
         store.sync()  # one flush for the upload, before the rows can commit
         db.flush()
     except BaseException:
-        for rel in written:
-            store.delete(rel)
+        store.delete_all(written)
         raise
     audit.record(
         db,
