@@ -75,6 +75,21 @@ def authenticate(
         return LoginResult(error=BAD_CREDENTIALS)
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    issued = start_session(db, settings, user, kind=kind, ip=ip)
+    return LoginResult(user=user, session=issued)
+
+
+def start_session(
+    db: Session,
+    settings: Settings,
+    user: User,
+    *,
+    kind: str = "web",
+    ip: str = "",
+    detail: dict[str, str] | None = None,
+) -> IssuedSession:
+    """The one way a verified user gets a session, whatever proved who they are (password,
+    invite, single sign-on): the session row, the last-login time and the audit event."""
     hours = settings.session_hours if kind == "web" else settings.token_hours
     issued = issue_session(db, user, kind=kind, lifetime=dt.timedelta(hours=hours), ip=ip)
     user.last_login_at = utcnow()
@@ -86,9 +101,9 @@ def authenticate(
         object_id=user.id,
         subject=user.username,
         ip=ip,
-        detail={"session_id": issued.row.id},
+        detail={"session_id": issued.row.id, **(detail or {})},
     )
-    return LoginResult(user=user, session=issued)
+    return issued
 
 
 def logout(db: Session, session: AuthSession, *, ip: str = "") -> None:
@@ -140,9 +155,7 @@ def accept_invite(
         user.display_name = validate_display_name(display_name)
     user.password_hash = hash_password(password)
     revoke_all_for_user(db, user)  # a new password ends any older session
-    now = utcnow()
-    invite.used_at = now
-    user.last_login_at = now
+    invite.used_at = utcnow()
     audit.record(
         db,
         actor=user,
@@ -153,17 +166,5 @@ def accept_invite(
         ip=ip,
         detail={"invite_id": invite.id},
     )
-    issued = issue_session(
-        db, user, kind="web", lifetime=dt.timedelta(hours=settings.session_hours), ip=ip
-    )
-    audit.record(
-        db,
-        actor=user,
-        action="login",
-        object_type="user",
-        object_id=user.id,
-        subject=user.username,
-        ip=ip,
-        detail={"session_id": issued.row.id, "via": "invite"},
-    )
+    issued = start_session(db, settings, user, ip=ip, detail={"via": "invite"})
     return user, issued

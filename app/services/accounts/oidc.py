@@ -21,7 +21,6 @@ ten-minute cookie, so the server keeps no per-login state.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 import urllib.error
@@ -39,12 +38,12 @@ from joserfc.jwk import KeySet
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.auth.sessions import IssuedSession, issue_session
+from app.auth.sessions import IssuedSession
 from app.config import Settings
 from app.errors import Forbidden, Invalid
 from app.models import Role, User
-from app.models.base import utcnow
 from app.services import audit
+from app.services.accounts.auth import start_session
 from app.services.accounts.users import validate_display_name, validate_username
 
 STATE_COOKIE = "radsal_oidc"
@@ -278,18 +277,7 @@ def finish_login(
     )
     claims = _verify_id_token(settings, meta, str(tokens["id_token"]), str(saved["nonce"]))
     user = _account(db, settings, claims, ip)
-    issued = issue_session(
-        db, user, kind="web", lifetime=dt.timedelta(hours=settings.session_hours), ip=ip
-    )
-    user.last_login_at = utcnow()
-    audit.record(
-        db,
-        actor=user,
-        action="login",
-        object_type="user",
-        object_id=user.id,
-        subject=user.username,
-        ip=ip,
-        detail={"session_id": issued.row.id, "method": "oidc", "sub": str(claims.get("sub"))},
+    issued = start_session(
+        db, settings, user, ip=ip, detail={"method": "oidc", "sub": str(claims.get("sub"))}
     )
     return LoginDone(user, issued, str(saved.get("next") or "/"))
