@@ -5,7 +5,9 @@ Unblinded (arm labels, answers, comments): staff only. Each row links to the tri
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from app.auth.deps import DbSession, StaffUser
@@ -28,7 +30,10 @@ def _int_or_none(value: str, what: str) -> int | None:
     return int(value)
 
 
-def _filter(rater: str, case: str, arm: str, item: str, flag: str) -> TrialFilter:
+def _filter(
+    rater: str = "", case: str = "", arm: str = "", item: str = "", flag: str = ""
+) -> TrialFilter:
+    """The query filters, parsed once for the page and the JSON (a FastAPI dependency)."""
     return TrialFilter(
         rater=rater.strip()[:64],
         case=_int_or_none(case, "The case"),
@@ -38,20 +43,19 @@ def _filter(rater: str, case: str, arm: str, item: str, flag: str) -> TrialFilte
     )
 
 
+Filter = Annotated[TrialFilter, Depends(_filter)]
+Page = Annotated[int, Query(ge=1, le=1_000_000)]
+
+
 @router.get("/studies/{study_id}/trials", include_in_schema=False)
 def trials_page(
     request: Request,
     db: DbSession,
     _user: StaffUser,
     study_id: DbId,
-    rater: str = "",
-    case: str = "",
-    arm: str = "",
-    item: str = "",
-    flag: str = "",
-    page: int = Query(1, ge=1, le=1_000_000),
+    flt: Filter,
+    page: Page = 1,
 ) -> Response:
-    flt = _filter(rater, case, arm, item, flag)
     result = browse_trials(db, study_id, flt, page)
     return render(
         request,
@@ -65,14 +69,10 @@ def api_trials(
     db: DbSession,
     _user: StaffUser,
     study_id: DbId,
-    rater: str = "",
-    case: str = "",
-    arm: str = "",
-    item: str = "",
-    flag: str = "",
-    page: int = Query(1, ge=1, le=1_000_000),
+    flt: Filter,
+    page: Page = 1,
 ) -> TrialPageOut:
     """Trials with their answers, 100 a page. Filters: `rater` (username), `case` (image id),
     `arm` (arm id, either side), `item` (Likert key), `flag` (rated, unrated, repeat,
     commented, no_preference)."""
-    return TrialPageOut.of(browse_trials(db, study_id, _filter(rater, case, arm, item, flag), page))
+    return TrialPageOut.of(browse_trials(db, study_id, flt, page))
