@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import BackgroundTasks, Request
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app.config import PROJECT_ROOT
+from app.storage import Storage
 
 templates = Jinja2Templates(directory=str(PROJECT_ROOT / "templates"))
 templates.env.autoescape = True  # every template, whatever its extension
@@ -34,6 +36,7 @@ HOTKEYS: tuple[tuple[str, str], ...] = (
     ("F", "full resolution (1 image pixel = 1 screen pixel)"),
     ("V · S", "one viewport flicking between Map A and Map B · side by side again"),
     ("T", "show only the top 10 % of each map / all of it"),
+    ("D", "magnifier (loupe) under the pointer, at full resolution, on / off"),
     ("G", "full screen"),
     ("?", "show / hide this help"),
 )
@@ -42,6 +45,13 @@ HOTKEYS: tuple[tuple[str, str], ...] = (
 def client_ip(request: Request) -> str:
     """The peer address (the proxy's, unless the server trusts forwarded headers)."""
     return request.client.host if request.client else ""
+
+
+def delete_files_later(request: Request, tasks: BackgroundTasks, files: list[str]) -> None:
+    """Remove a deleted image's, checkpoint's or draft's stored files after the response, when
+    the transaction that deleted their rows has committed: a failure in between leaves stray
+    files, never rows whose files are gone."""
+    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
 
 
 def csrf_token_for(request: Request) -> str:
@@ -66,3 +76,16 @@ def render(
     }
     ctx.update(context or {})
     return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)
+
+
+def etag_response(
+    request: Request, data: bytes, *, media_type: str, cache: str, bound_to: str = ""
+) -> Response:
+    """A file's bytes with an ETag over `bound_to` (the URL's own parts, e.g. token and slot)
+    and the bytes, and 304 when the browser already has them. Rater files bind the ETag to the
+    URL, never to an arm, map or checkpoint, so it can't match across trials or tell arms apart."""
+    digest = hashlib.sha256(bound_to.encode() + data).hexdigest()[:32]
+    headers = {"ETag": f'"{digest}"', "Cache-Control": cache}
+    if headers["ETag"] in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers=headers)
+    return Response(content=data, media_type=media_type, headers=headers)

@@ -1,9 +1,10 @@
 """Test data without the generation pipeline: an OPEN study built from ORM rows and PNG files.
 
 `make_open_study` writes plausible grayscale images (or copies given real ones into the
-test's data directory), two arms backed by two fake checkpoints, rendered RGBA overlays
-(alpha = map value, as the generation job renders them) and a counterbalanced trial sequence
-per rater. Rater-flow, blinding, export and analysis tests can then run without torch.
+test's data directory), two arms backed by two fake checkpoints, their maps (raw float16 and
+the fixed-size uint8 field raters' browsers colour, as the generation job stores them) and a
+counterbalanced trial sequence per rater. Rater-flow, blinding, export and analysis tests can
+then run without torch.
 """
 
 from __future__ import annotations
@@ -89,15 +90,6 @@ def _saliency(rng: np.random.Generator, h: int, w: int, *, smooth: bool) -> np.n
         m = m * noise + 0.12 * rng.uniform(0.0, 1.0, m.shape).astype(np.float32) ** 3
     m -= m.min()
     return m / max(float(m.max()), 1e-6)
-
-
-def _overlay_rgba(m: np.ndarray) -> np.ndarray:
-    """Hot colour map, alpha = map value: the generation job's overlay convention."""
-    r = np.clip(3 * m, 0, 1)
-    g = np.clip(3 * m - 1, 0, 1)
-    b = np.clip(3 * m - 2, 0, 1)
-    rgba = np.stack([r, g, b, m], axis=-1)
-    return (rgba * 255).round().astype(np.uint8)
 
 
 FIELD_SIZE = 256  # ml.explain.field.FIELD_SIZE: every map field of a study has this size
@@ -268,7 +260,6 @@ def make_open_study(
                     image_id=case.id,
                     target="pneumonia",
                     raw_path=store.put_random("maps", raw.getvalue(), ".npy"),
-                    overlay_path=store.put_random("maps", _png(_overlay_rgba(m)), ".png"),
                     field_path=store.put_random("maps", _field_npy(m), ".npy"),
                     prediction={"pneumonia": float(rng.uniform(0.2, 0.9))},
                     provenance={"method": "gradient", "factory": True},

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import random
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,25 +53,14 @@ def prepare_dataset(
     out_dir.mkdir(parents=True)
     if source is None:
         n_val = max(16, n_train // 5)
-        if modality == "xray":
-            made = make_lesion_dataset(
-                out_dir,
-                n_train=n_train,
-                n_val=n_val,
-                n_test=n_test,
-                image_size=image_size,
-                seed=seed,
-            )
-        else:
-            made = make_dicom_dataset(
-                out_dir,
-                modality=modality,
-                n_train=n_train,
-                n_val=n_val,
-                n_test=n_test,
-                image_size=image_size,
-                seed=seed,
-            )
+        make = (
+            make_lesion_dataset
+            if modality == "xray"
+            else partial(make_dicom_dataset, modality=modality)
+        )
+        made = make(
+            out_dir, n_train=n_train, n_val=n_val, n_test=n_test, image_size=image_size, seed=seed
+        )
         root = Path(made)
         rows = _read_rows(root / "labels.csv", root)
         attribution = ""

@@ -22,8 +22,9 @@ class SaliencyMap(CreatedAt, Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="RESTRICT"), index=True)
     target: Mapped[str] = mapped_column(String(120))
     raw_path: Mapped[str] = mapped_column(String(500))  # float16 .npy, relative to data dir
-    overlay_path: Mapped[str] = mapped_column(String(500))  # rendered PNG, relative to data dir
-    # The map as raters get it: a uint8 .npy field of one fixed size (ml.explain.field).
+    # The map as every viewer gets it: a uint8 .npy field of one fixed size (ml.explain.field),
+    # coloured by the browser; a PNG, where one is wanted, is rendered from it on demand
+    # (app.services.inference.field_png), never stored.
     field_path: Mapped[str] = mapped_column(String(500))
     prediction: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -17,6 +17,7 @@ ROUTE_MODULES = (
     "app.routes.images",
     "app.routes.studies",
     "app.routes.trial_browser",
+    "app.routes.preview",
     "app.routes.study_rounds",
     "app.routes.study_live",
     "app.routes.map_metrics",

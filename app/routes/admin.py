@@ -3,7 +3,9 @@ paged, filterable audit log (`/admin/audit`, `GET /api/v1/audit`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from app.auth.deps import AdminUser, DbSession
@@ -21,8 +23,15 @@ def admin_dashboard(request: Request, db: DbSession, _admin: AdminUser) -> Respo
     return render(request, "admin/dashboard.html", {"dash": dashboard(db)})
 
 
-def _filter(actor: str, action: str, obj: str) -> AuditFilter:
+def _filter(
+    actor: str = "", action: str = "", obj: Annotated[str, Query(alias="object")] = ""
+) -> AuditFilter:
+    """The query filters, parsed once for the page and the JSON (a FastAPI dependency)."""
     return AuditFilter(actor=actor[:128], action=action[:64], object=obj[:100])
+
+
+Filter = Annotated[AuditFilter, Depends(_filter)]
+Page = Annotated[int, Query(ge=1)]
 
 
 @router.get("/admin/audit", include_in_schema=False)
@@ -30,12 +39,9 @@ def audit_log_page(
     request: Request,
     db: DbSession,
     _admin: AdminUser,
-    actor: str = "",
-    action: str = "",
-    obj: str = Query("", alias="object"),
-    page: int = Query(1, ge=1),
+    flt: Filter,
+    page: Page = 1,
 ) -> Response:
-    flt = _filter(actor, action, obj)
     return render(request, "admin/audit.html", {"log": audit_page(db, flt, page), "flt": flt})
 
 
@@ -43,11 +49,9 @@ def audit_log_page(
 def api_audit_log(
     db: DbSession,
     _admin: AdminUser,
-    actor: str = "",
-    action: str = "",
-    obj: str = Query("", alias="object"),
-    page: int = Query(1, ge=1),
+    flt: Filter,
+    page: Page = 1,
 ) -> AuditPageOut:
     """Newest first, 50 a page. `actor`: a username or "system"; `action`: exact, or a prefix
     ending in "." ("user."); `object`: a type ("study") or a type and id ("study 7")."""
-    return AuditPageOut.of(audit_page(db, _filter(actor, action, obj), page))
+    return AuditPageOut.of(audit_page(db, flt, page))

@@ -11,11 +11,11 @@ from app.auth.deps import AdminUser, Csrf, DbSession, StaffUser
 from app.errors import Conflict, DomainError
 from app.handlers import error_json
 from app.ids import DbId
+from app.models import Checkpoint, User
 from app.services.catalog import checkpoints as service
 from app.services.catalog import removal
 from app.services.catalog.schemas import CheckpointOut, CheckpointUploadOut
-from app.storage import Storage
-from app.web import client_ip, render
+from app.web import client_ip, delete_files_later, render
 
 router = APIRouter(tags=["checkpoints"])
 api_router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
@@ -23,7 +23,8 @@ api_router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
 
 def _hints(
     arch: str, num_classes: str, class_names: str, image_size: str, in_channels: str
-) -> dict[str, Any]:
+) -> dict[str, str]:
+    """The upload form's hints for a bare state dict (a radsal/1 checkpoint describes itself)."""
     return {
         "arch": arch,
         "num_classes": num_classes,
@@ -31,6 +32,21 @@ def _hints(
         "image_size": image_size,
         "in_channels": in_channels,
     }
+
+
+def _import(
+    request: Request, db: DbSession, user: User, file: UploadFile, name: str, hints: dict[str, str]
+) -> tuple[Checkpoint, bool]:
+    """The upload page's and the API's import: (checkpoint, was it a duplicate)."""
+    return service.import_checkpoint(
+        db,
+        request.app.state.settings,
+        data=file.file,
+        filename=file.filename or "upload.pt",
+        name=name,
+        actor=user,
+        hints=hints,
+    )
 
 
 # --- pages --------------------------------------------------------------------------------------
@@ -59,17 +75,9 @@ def checkpoints_upload(
     image_size: Annotated[str, Form(max_length=8)] = "",
     in_channels: Annotated[str, Form(max_length=2)] = "",
 ) -> Response:
-    settings = request.app.state.settings
+    hints = _hints(arch, num_classes, class_names, image_size, in_channels)
     try:
-        ckpt, duplicate = service.import_checkpoint(
-            db,
-            settings,
-            data=file.file,
-            filename=file.filename or "upload.pt",
-            name=name,
-            actor=user,
-            hints=_hints(arch, num_classes, class_names, image_size, in_channels),
-        )
+        ckpt, duplicate = _import(request, db, user, file, name, hints)
     except DomainError as exc:  # rendered, not raised: the refusal's audit event commits
         return render(
             request,
@@ -78,13 +86,7 @@ def checkpoints_upload(
                 "rows": service.list_checkpoints(db),
                 "flash": exc.message,
                 "flash_kind": "error",
-                "form": {
-                    "name": name,
-                    "arch": arch,
-                    "num_classes": num_classes,
-                    "class_names": class_names,
-                    "image_size": image_size,
-                },
+                "form": {"name": name, **hints},
             },
             status_code=exc.status_code,
         )
@@ -142,7 +144,7 @@ def checkpoint_delete(
         return _detail(
             request, db, checkpoint_id, flash=exc.message, flash_kind="error", status_code=409
         )
-    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
+    delete_files_later(request, tasks, files)
     return RedirectResponse("/checkpoints?deleted=1", status_code=303)
 
 
@@ -176,15 +178,8 @@ def api_upload(
     201 with the checkpoint; 200 with `"duplicate": true` when the same file (SHA-256) exists.
     """
     try:
-        ckpt, duplicate = service.import_checkpoint(
-            db,
-            request.app.state.settings,
-            data=file.file,
-            filename=file.filename or "upload.pt",
-            name=name,
-            actor=user,
-            hints=_hints(arch, num_classes, class_names, image_size, in_channels),
-        )
+        hints = _hints(arch, num_classes, class_names, image_size, in_channels)
+        ckpt, duplicate = _import(request, db, user, file, name, hints)
     except DomainError as exc:  # returned, not raised: the refusal's audit event commits
         return error_json(exc)
     response.status_code = 200 if duplicate else 201
@@ -214,5 +209,5 @@ def api_delete(
     """409 naming the studies whose arm it is; an unused checkpoint's row and file go."""
     ckpt = service.get_checkpoint(db, checkpoint_id)
     files = removal.delete_checkpoint(db, actor=admin, ckpt=ckpt, ip=client_ip(request))
-    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
+    delete_files_later(request, tasks, files)
     return Response(status_code=204)

@@ -17,7 +17,7 @@ from app.services.catalog.images import ImportReport, Upload
 from app.services.catalog.ingest_zip import is_zip
 from app.services.catalog.schemas import ImageOut, ImportReportOut, LabelsIn
 from app.storage import Storage
-from app.web import client_ip, render
+from app.web import client_ip, delete_files_later, render
 
 router = APIRouter(tags=["images"])
 api_router = APIRouter(prefix="/images", tags=["images"])
@@ -172,7 +172,7 @@ def image_delete(
         return _detail(
             request, db, image_id, flash=exc.message, flash_kind="error", status_code=409
         )
-    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
+    delete_files_later(request, tasks, files)
     return RedirectResponse(f"/images?deleted={image_id}", status_code=303)
 
 
@@ -267,7 +267,7 @@ def api_delete(
     """409 with the studies that use it; an unused image's row and files go."""
     image = service.get_image(db, image_id)
     files = removal.delete_image(db, actor=admin, image=image, ip=client_ip(request))
-    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
+    delete_files_later(request, tasks, files)
     return Response(status_code=204)
 
 

@@ -10,7 +10,6 @@ does not exist.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -20,11 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from app.auth.deps import Csrf, DbSession, RaterUser
 from app.ids import BodyInt, DbId
 from app.models import User
-from app.services.reading import trials
+from app.services.reading import trials, viewer
 from app.services.reading.rating import RatingSubmission, submit_rating
 from app.services.reading.schemas import DoneViewOut, TrialViewOut
 from app.storage import Storage
-from app.web import HOTKEYS, render
+from app.web import HOTKEYS, etag_response, render
 
 router = APIRouter(tags=["rater pages"])
 api_router = APIRouter(tags=["trials"])
@@ -78,24 +77,31 @@ def trial_page(
         return RedirectResponse(url, status_code=303)
     trials.mark_shown(ctx)
     view = trials.trial_view(db, ctx)
+    # The viewer's description goes in the page (what `/api/v1/trials/{token}/viewer` answers),
+    # so the browser fetches the image and both maps while it parses, without a round trip.
+    spec = viewer.viewer_spec(db, ctx.study, ctx.trial, token).model_dump(mode="json")
     return render(
         request,
         "rater/trial.html",
-        {"view": view, "hotkeys": HOTKEYS, "notice": NOTICES.get(notice or "")},
+        {
+            "view": view,
+            "viewer_spec": spec,
+            "hotkeys": HOTKEYS,
+            "notice": NOTICES.get(notice or ""),
+        },
     )
 
 
 def _image_response(request: Request, token: str, slot: str, db: DbSession, user: User) -> Response:
     storage = Storage(request.app.state.settings.data_dir)
     path = trials.trial_file(db, storage, user, token, slot)
-    data = path.read_bytes()
-    # Bound to the URL (token + slot) and the bytes: never to an arm, map or checkpoint.
-    digest = hashlib.sha256(f"{token}\0{slot}\0".encode() + data).hexdigest()[:32]
-    etag = f'"{digest}"'
-    headers = {"ETag": etag, "Cache-Control": IMAGE_CACHE}
-    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
-        return Response(status_code=304, headers=headers)
-    return Response(content=data, media_type="image/png", headers=headers)
+    return etag_response(
+        request,
+        path.read_bytes(),
+        media_type="image/png",
+        cache=IMAGE_CACHE,
+        bound_to=f"{token}\0{slot}\0",
+    )
 
 
 # The case's display PNG (the localise item draws on it). The maps have no PNG route here:

@@ -1,4 +1,7 @@
-"""Studies: researcher landing, builder, detail (progress), lifecycle actions, preview, API."""
+"""Studies: researcher landing, builder, detail (progress), lifecycle actions, API.
+
+The staff preview of a study's trials lives in :mod:`app.routes.preview`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from app.auth.deps import Csrf, DbSession, StaffUser
 from app.errors import Conflict, DomainError
@@ -24,8 +27,7 @@ from app.services.study import spec as defaults
 from app.services.study import studies as service
 from app.services.study.schemas import RaterProgressOut, StudyOut
 from app.services.study.spec import StudySpec
-from app.storage import Storage
-from app.web import HOTKEYS, render
+from app.web import render
 
 router = APIRouter(tags=["studies"])
 api_router = APIRouter(prefix="/studies", tags=["studies"])
@@ -342,33 +344,6 @@ def study_open_form(db: DbSession, user: StaffUser, study_id: DbId) -> RedirectR
 def study_close_form(db: DbSession, user: StaffUser, study_id: DbId) -> RedirectResponse:
     service.close_study(db, service.get_study(db, study_id), user)
     return _action_response(study_id, "closed")
-
-
-@router.get("/studies/{study_id}/preview/{trial_id}", include_in_schema=False)
-def study_preview(
-    request: Request, db: DbSession, _user: StaffUser, study_id: DbId, trial_id: DbId
-) -> Response:
-    """A trial exactly as its rater will see it (the rater template), answers not saved."""
-    view = preview.preview_view(db, service.get_study(db, study_id), trial_id)
-    return render(
-        request,
-        "rater/trial.html",
-        {
-            "view": view,
-            "hotkeys": HOTKEYS,
-            "notice": "Preview (staff only): this is what the rater sees; answers are not saved.",
-        },
-    )
-
-
-@router.get("/studies/{study_id}/preview/{trial_id}/{slot}.png", include_in_schema=False)
-def study_preview_map(
-    request: Request, db: DbSession, _user: StaffUser, study_id: DbId, trial_id: DbId, slot: str
-) -> Response:
-    study = service.get_study(db, study_id)
-    storage = Storage(_settings(request).data_dir)
-    path = preview.preview_map(db, storage, study, trial_id, slot)
-    return FileResponse(path, media_type="image/png")
 
 
 # --- API ----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from app.auth.deps import Csrf, DbSession, StaffUser
 from app.ids import DbId
 from app.services.study import rounds
 from app.services.study.studies import get_study
-from app.storage import Storage
+from app.web import delete_files_later
 
 router = APIRouter(tags=["studies"])
 api_router = APIRouter(prefix="/studies", tags=["studies"])
@@ -88,7 +88,7 @@ def delete_page(
     tasks: BackgroundTasks,
 ) -> Response:
     files = rounds.delete_draft(db, get_study(db, study_id), user)
-    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
+    delete_files_later(request, tasks, files)
     return RedirectResponse("/studies?deleted=1", status_code=303)
 
 
@@ -122,5 +122,5 @@ def api_delete(
 ) -> Response:
     """Drafts only (409 otherwise); their maps go too."""
     files = rounds.delete_draft(db, get_study(db, study_id), user)
-    tasks.add_task(Storage(request.app.state.settings.data_dir).delete_all, files)
+    delete_files_later(request, tasks, files)
     return Response(status_code=204)

@@ -9,8 +9,6 @@ never to an arm.
 
 from __future__ import annotations
 
-import hashlib
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -18,6 +16,7 @@ from app.auth.deps import DbSession, RaterUser
 from app.services.reading import viewer
 from app.services.reading.viewer import ViewerSpec
 from app.storage import Storage
+from app.web import etag_response
 
 router = APIRouter(tags=["rater pages"])
 api_router = APIRouter(tags=["trials"])
@@ -31,13 +30,13 @@ def viewer_file(
 ) -> Response:
     storage = Storage(request.app.state.settings.data_dir)
     found = viewer.viewer_file(db, storage, user, token, slot)
-    data = found.path.read_bytes()
-    digest = hashlib.sha256(f"{token}\0view\0{slot}\0".encode() + data).hexdigest()[:32]
-    etag = f'"{digest}"'
-    headers = {"ETag": etag, "Cache-Control": FILE_CACHE}
-    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
-        return Response(status_code=304, headers=headers)
-    return Response(content=data, media_type=found.media_type, headers=headers)
+    return etag_response(
+        request,
+        found.path.read_bytes(),
+        media_type=found.media_type,
+        cache=FILE_CACHE,
+        bound_to=f"{token}\0view\0{slot}\0",
+    )
 
 
 @api_router.get("/trials/{token}/viewer")

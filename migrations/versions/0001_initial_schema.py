@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 14:11:39.732811
+Create Date: 2026-12-03 15:37:39.686389
 """
 
 from collections.abc import Sequence
@@ -255,7 +255,6 @@ def upgrade() -> None:
     sa.Column('image_id', sa.Integer(), nullable=False),
     sa.Column('target', sa.String(length=120), nullable=False),
     sa.Column('raw_path', sa.String(length=500), nullable=False),
-    sa.Column('overlay_path', sa.String(length=500), nullable=False),
     sa.Column('field_path', sa.String(length=500), nullable=False),
     sa.Column('prediction', sa.JSON(), nullable=False),
     sa.Column('metrics', sa.JSON(), nullable=False),

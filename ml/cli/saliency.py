@@ -161,10 +161,9 @@ def _labels(
 def main(args: argparse.Namespace) -> int:
     from ml.checkpoint import load_checkpoint
     from ml.cli.common import report_error
-    from ml.data.splits import heldout_split, split_options
     from ml.device import resolve_device
     from ml.evaluation.map_compare import compare_with_statistics
-    from ml.explain.cases import load_cases
+    from ml.explain.cases import heldout_cases
     from ml.explain.compare import Arm, CompareConfig
 
     try:
@@ -186,13 +185,8 @@ def main(args: argparse.Namespace) -> int:
             Arm(label, ckpt.model, ckpt.meta, ckpt.sha256, route)
             for label, ckpt, route in zip(names, loaded, used, strict=True)
         ]
-        # The split the first checkpoint was trained with, rebuilt from what it records; by
-        # default its held-out split, so maps are never measured on training images.
-        train_meta = loaded[0].meta.get("train") or {}
-        split = args.split or heldout_split(train_meta)
-        cases = load_cases(
-            args.data, split=split, limit=args.limit, options=split_options(train_meta)
-        )
+        # The first checkpoint's split; by default its held-out one.
+        split, cases = heldout_cases(args.data, loaded[0].meta, split=args.split, limit=args.limit)
         config = CompareConfig(
             method=args.method,
             params=params,

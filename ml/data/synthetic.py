@@ -18,15 +18,19 @@ at the marker, not the lesion.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-__all__ = ["CLASSES", "make_lesion_dataset", "render_case"]
+__all__ = ["CLASSES", "ImageWriter", "make_lesion_dataset", "render_case"]
 
 CLASSES = ("normal", "nodule", "opacity")
+
+# Writes one rendered image ([0, 1] floats) at a path; the int is the case's running index.
+ImageWriter = Callable[[Path, np.ndarray, int], object]
 
 
 def _ellipse(
@@ -117,6 +121,11 @@ def render_case(
     return np.clip(img, 0.0, 1.0), mask
 
 
+def _write_png(path: Path, img01: np.ndarray, index: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(img01 * 255).astype(np.uint8), mode="L").save(path)
+
+
 def make_lesion_dataset(
     out_dir: Path,
     *,
@@ -128,6 +137,8 @@ def make_lesion_dataset(
     classes: tuple[str, ...] = CLASSES,
     marker_class: str | None = None,
     lesion_contrast: float = 1.0,
+    write_image: ImageWriter = _write_png,
+    suffix: str = ".png",
 ) -> Path:
     """Write a folder-of-classes data set with masks and a ``labels.csv``; return ``out_dir``.
 
@@ -135,28 +146,31 @@ def make_lesion_dataset(
     (0/255 PNG, all-zero for normal) and ``labels.csv`` with columns ``path``, ``split``,
     ``label``, ``mask`` (paths relative to ``out_dir``). Classes cycle so splits are balanced.
     Deterministic for a given ``seed``. ``lesion_contrast`` scales lesion intensity (>1 makes
-    the task easier, for very short test trainings).
+    the task easier, for very short test trainings). ``write_image`` and ``suffix`` store the
+    images in another format (:func:`ml.data.synthetic_dicom.make_dicom_dataset`: DICOM) with
+    everything else the same, so one ``seed`` gives the same cases in either format.
     """
-    out_dir = Path(out_dir)
     if marker_class is not None and marker_class not in classes:
         raise ValueError(f"marker_class {marker_class!r} is not one of {classes}")
+    out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     rows: list[dict[str, str]] = []
+    index = 0
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
         for i in range(n):
             kind = classes[i % len(classes)]
             img, mask = render_case(
                 kind, image_size, rng, marker=kind == marker_class, contrast=lesion_contrast
             )
-            rel = Path(split) / kind / f"{split}_{i:05d}.png"
-            mask_rel = Path("masks") / rel
-            for p in (out_dir / rel, out_dir / mask_rel):
-                p.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.round(img * 255).astype(np.uint8), mode="L").save(out_dir / rel)
+            rel = Path(split) / kind / f"{split}_{i:05d}{suffix}"
+            mask_rel = (Path("masks") / rel).with_suffix(".png")
+            write_image(out_dir / rel, img, index)
+            (out_dir / mask_rel).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(out_dir / mask_rel)
             rows.append(
                 {"path": rel.as_posix(), "split": split, "label": kind, "mask": mask_rel.as_posix()}
             )
+            index += 1
     with (out_dir / "labels.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["path", "split", "label", "mask"])
         writer.writeheader()

@@ -12,27 +12,35 @@ what a scanner would store:
 
 Each case is a one-slice series of its own study (CT Image Storage / MR Image Storage SOP
 classes, explicit VR little endian, patient position and orientation, pixel spacing), so
-pydicom and other DICOM tools read the files; identifiers are synthetic ("SYNTH^…").
+pydicom and other DICOM tools read the files (tests/ml/test_dicom_interop.py checks them with
+dicom3tools' IOD validator ``dciodvfy`` and with DCMTK); identifiers are synthetic ("SYNTH^…").
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     MRImageStorage,
     generate_uid,
 )
 
-from ml.data.synthetic import CLASSES, render_case
+from ml.data.synthetic import CLASSES, make_lesion_dataset
 
-__all__ = ["CT_WINDOWS", "DICOM_MODALITIES", "intensity_to_hu", "make_dicom_dataset", "write_case"]
+__all__ = [
+    "CT_WINDOWS",
+    "DICOM_MODALITIES",
+    "intensity_to_hu",
+    "make_dicom_dataset",
+    "new_dataset",
+    "set_pixels",
+    "write_case",
+]
 
 DICOM_MODALITIES = ("ct", "mr")
 # (centre, width) in HU, in the order the header lists them: the first is the default.
@@ -49,8 +57,10 @@ def intensity_to_hu(img01: np.ndarray) -> np.ndarray:
     return np.interp(np.asarray(img01, dtype=np.float64), _LEVELS, _HU)
 
 
-def _dataset(modality: str, rows: int, cols: int, index: int) -> Dataset:
-    sop_class = CTImageStorage if modality == "ct" else MRImageStorage
+def new_dataset(sop_class: UID) -> Dataset:
+    """An empty instance of ``sop_class`` with its file meta (explicit VR little endian) and
+    fresh SOP instance and study UIDs: the part of a header every file written here needs,
+    shared with the tests' hand-made DICOM files so both stay valid Part 10 files."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -60,8 +70,30 @@ def _dataset(modality: str, rows: int, cols: int, index: int) -> Dataset:
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = generate_uid()
+    return ds
+
+
+def set_pixels(
+    ds: Dataset, pixels: np.ndarray, *, bits_stored: int, photometric: str = "MONOCHROME2"
+) -> None:
+    """Write the Image Pixel module: unsigned grey ``pixels`` (H×W, or F×H×W for multi-frame),
+    allocated as wide as their dtype, of which ``bits_stored`` carry the value."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    if pixels.ndim == 3:
+        ds.NumberOfFrames = pixels.shape[0]
+    ds.Rows, ds.Columns = pixels.shape[-2:]
+    ds.BitsAllocated = pixels.dtype.itemsize * 8
+    ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = pixels.tobytes()
+
+
+def _dataset(modality: str, rows: int, cols: int, index: int) -> Dataset:
+    ds = new_dataset(CTImageStorage if modality == "ct" else MRImageStorage)
     ds.SeriesInstanceUID = generate_uid()
     ds.FrameOfReferenceUID = generate_uid()
+    ds.PositionReferenceIndicator = ""
     ds.PatientName = f"SYNTH^{index:05d}"
     ds.PatientID = f"SYNTH{index:05d}"
     ds.PatientBirthDate = ""
@@ -75,6 +107,7 @@ def _dataset(modality: str, rows: int, cols: int, index: int) -> Dataset:
     ds.Modality = modality.upper()
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
+    ds.AcquisitionNumber = 1
     ds.BodyPartExamined = "CHEST"
     ds.PatientPosition = "HFS"
     ds.ImagePositionPatient = [0.0, 0.0, 0.0]
@@ -82,11 +115,6 @@ def _dataset(modality: str, rows: int, cols: int, index: int) -> Dataset:
     spacing = 350.0 / max(rows, cols)  # a 35 cm field of view
     ds.PixelSpacing = [round(spacing, 4), round(spacing, 4)]
     ds.SliceThickness = 1.0 if modality == "ct" else 3.0
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = rows, cols
-    ds.BitsAllocated = 16
-    ds.PixelRepresentation = 0
     return ds
 
 
@@ -98,7 +126,8 @@ def write_case(path: Path, img01: np.ndarray, modality: str, index: int = 0) -> 
     ds = _dataset(modality, rows, cols, index)
     if modality == "ct":
         stored = np.clip(np.rint(intensity_to_hu(img01) - _CT_INTERCEPT), 0, 4095)
-        ds.BitsStored, ds.HighBit = 12, 11
+        bits = 12
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = _CT_INTERCEPT, 1.0, "HU"
         ds.KVP = 120
         ds.WindowCenter = [c for c, _ in CT_WINDOWS.values()]
@@ -106,12 +135,16 @@ def write_case(path: Path, img01: np.ndarray, modality: str, index: int = 0) -> 
         ds.WindowCenterWidthExplanation = [name.upper() for name in CT_WINDOWS]
     else:
         stored = np.clip(np.rint(np.asarray(img01, dtype=np.float64) * 1200.0), 0, 65535)
-        ds.BitsStored, ds.HighBit = 16, 15
+        bits = 16
+        # A conventional 2D spin-echo T2 acquisition: the MR Image module's Type 1/2 fields.
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
+        ds.ScanningSequence, ds.SequenceVariant, ds.ScanOptions = "SE", "NONE", ""
+        ds.MRAcquisitionType = "2D"
         ds.MagneticFieldStrength = 1.5
-        ds.EchoTime, ds.RepetitionTime = 90.0, 3000.0
+        ds.EchoTime, ds.RepetitionTime, ds.EchoTrainLength = 90.0, 3000.0, 1
         lo, hi = (float(v) for v in np.percentile(stored, [1.0, 99.0]))
         ds.WindowCenter, ds.WindowWidth = round((lo + hi) / 2.0, 1), round(max(hi - lo, 1.0), 1)
-    ds.PixelData = stored.astype(np.uint16).tobytes()
+    set_pixels(ds, stored.astype(np.uint16), bits_stored=bits)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
@@ -134,25 +167,15 @@ def make_dicom_dataset(
     ``{train,val,test}/<class>/<split>_<i>.dcm``, 0/255 PNG masks under ``masks/`` (same
     relative path, ``.png``) and ``labels.csv`` (``path``, ``split``, ``label``, ``mask``).
     """
-    out_dir = Path(out_dir)
-    rng = np.random.default_rng(seed)
-    rows: list[dict[str, str]] = []
-    index = 0
-    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
-        for i in range(n):
-            kind = classes[i % len(classes)]
-            img, mask = render_case(kind, image_size, rng, contrast=lesion_contrast)
-            rel = Path(split) / kind / f"{split}_{i:05d}.dcm"
-            mask_rel = (Path("masks") / rel).with_suffix(".png")
-            write_case(out_dir / rel, img, modality, index)
-            (out_dir / mask_rel).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(out_dir / mask_rel)
-            rows.append(
-                {"path": rel.as_posix(), "split": split, "label": kind, "mask": mask_rel.as_posix()}
-            )
-            index += 1
-    with (out_dir / "labels.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["path", "split", "label", "mask"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return out_dir
+    return make_lesion_dataset(
+        out_dir,
+        n_train=n_train,
+        n_val=n_val,
+        n_test=n_test,
+        image_size=image_size,
+        seed=seed,
+        classes=classes,
+        lesion_contrast=lesion_contrast,
+        write_image=lambda path, img01, index: write_case(path, img01, modality, index),
+        suffix=".dcm",
+    )

@@ -31,12 +31,11 @@ from typing import Any
 import torch
 
 from ml.checkpoint import load_checkpoint
-from ml.data.splits import heldout_split, split_options
 from ml.device import resolve_device
 from ml.evaluation import evaluate_checkpoint
 from ml.evaluation.map_compare import compare_with_statistics
 from ml.experiment.html import write_report
-from ml.explain.cases import load_cases
+from ml.explain.cases import heldout_cases
 from ml.explain.compare import Arm, CompareConfig
 from ml.training import TrainConfig, train
 
@@ -182,9 +181,7 @@ def _maps(cfg: ExperimentConfig) -> dict[str, Any]:
         Arm("dual-bn-clean", dual.model, dual.meta, dual.sha256, "clean"),
         Arm("dual-bn-adv", dual.model, dual.meta, dual.sha256, "adv"),
     ]
-    train_meta = std.meta.get("train") or {}
-    split = heldout_split(train_meta)
-    cases = load_cases(cfg.data, split=split, limit=cfg.limit, options=split_options(train_meta))
+    split, cases = heldout_cases(cfg.data, std.meta, limit=cfg.limit)
     config = CompareConfig(
         method=cfg.method,
         target=cfg.target,

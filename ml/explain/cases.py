@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from ml.data import Sample, build_datasets, load_image
+from ml.data.splits import heldout_split, split_options
 from ml.explain.pipeline import ModelBatch, prepare_batch
 
-__all__ = ["Case", "CaseSet", "ModelBatch", "load_cases", "model_batch"]
+__all__ = ["Case", "CaseSet", "ModelBatch", "heldout_cases", "load_cases", "model_batch"]
 
 
 @dataclass
@@ -122,6 +123,24 @@ def load_cases(
             )
         )
     return CaseSet(cases, list(bundle.class_names), bundle.multilabel, bundle.root)
+
+
+def heldout_cases(
+    data: str | Path,
+    checkpoint_meta: Mapping[str, Any],
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+) -> tuple[str, CaseSet]:
+    """The split a checkpoint was trained with, rebuilt from what it records, and its cases.
+
+    ``split=None`` takes the checkpoint's held-out split (test when training made one, else
+    val), so maps are never measured on the images the model was trained or selected on.
+    Returns the split's name with the cases (:func:`load_cases`).
+    """
+    train_meta = checkpoint_meta.get("train") or {}
+    split = split or heldout_split(train_meta)
+    return split, load_cases(data, split=split, limit=limit, options=split_options(train_meta))
 
 
 def model_batch(cases: Sequence[Case], image_size: int, in_channels: int) -> ModelBatch:

@@ -238,7 +238,9 @@
     }
     img.addEventListener("load", resize);
     img.src = box.dataset.imageUrl;
-    window.addEventListener("resize", resize);
+    // The trial page swaps its answer form when the rater moves on: a replaced canvas lets go.
+    const onResize = () => (canvas.isConnected ? resize() : window.removeEventListener("resize", onResize));
+    window.addEventListener("resize", onResize);
 
     /* ---------------------------------------------------------------- mouse */
     function nearestHandle(p) {
@@ -355,9 +357,15 @@
     return canvas;
   }
 
-  const canvases = Array.from(document.querySelectorAll(".localise")).map(setup);
-  if (!canvases.length) return;
+  // Set up on load, and again each time the trial page swaps in the next trial's form.
+  let canvases = [];
+  function init() {
+    canvases = Array.from(document.querySelectorAll(".localise")).map(setup);
+  }
+  init();
+  document.addEventListener("radsal:trial", init);
   document.addEventListener("keydown", (e) => {
+    if (!canvases.length) return;
     if (e.ctrlKey || e.metaKey || e.altKey || (e.key !== "r" && e.key !== "R")) return;
     const t = e.target;
     if (t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement) return;

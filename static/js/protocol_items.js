@@ -9,12 +9,13 @@
 (() => {
   "use strict";
 
-  const root = document.getElementById("trial");
-  const form = document.getElementById("rating-form");
-  if (!root || !form) return;
-
-  const $ = (sel, el = root) => el.querySelector(sel);
-  const practice = root.dataset.practice === "1";
+  // This page's trial parts; bound again when the trial page swaps in the next trial.
+  let root = null;
+  let form = null;
+  let practice = false;
+  let confidence = null;
+  let blinding = null;
+  let dialog = null;
 
   function checked(fs) {
     const input = fs && fs.querySelector("input:checked");
@@ -77,14 +78,6 @@
       if (pick(fs, value)) document.activeElement.blur();
     });
   }
-  const confidence = form.querySelector("fieldset.confidence");
-  if (confidence) digitsFor(confidence, (k) => (/^[1-5]$/.test(k) ? k : null));
-  const blinding = form.querySelector("fieldset.blinding");
-  if (blinding) digitsFor(blinding, (k) => ({ 1: "left", 2: "none", 3: "right" })[k] || null);
-
-  /* ------------------------------------------------------------------ flag this case */
-  const dialog = document.getElementById("flag-dialog");
-  const flagButton = document.getElementById("flag-button");
   async function sendFlag(e) {
     e.preventDefault();
     const fd = new FormData(dialog.querySelector("form"));
@@ -94,22 +87,47 @@
     if (!reason) { status.textContent = "Choose a reason."; return; }
     if (reason === "other" && !note) { status.textContent = "Say what is wrong with the case."; return; }
     status.textContent = "Flagging…";
+    const t = window.radsalTrial ? window.radsalTrial.time() : { active: 0, total: 0 };
     const res = await fetch(root.dataset.ratingUrl, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": root.dataset.csrf },
-      body: JSON.stringify({ active_ms: 0, flag: { reason, note: note || null }, practice }),
+      body: JSON.stringify({ active_ms: t.active, total_ms: t.total, flag: { reason, note: note || null }, practice }),
     });
     let data = null;
     try { data = await res.json(); } catch (_) { data = null; }
-    if (res.ok && data && data.saved) { window.location.assign(data.next_url); return; }
+    if (res.ok && data && data.saved) {
+      dialog.close();
+      if (window.radsalTrial && !data.done) window.radsalTrial.go(data.next_url);
+      else window.location.assign(data.next_url);
+      return;
+    }
     status.textContent = "Not flagged: " + ((data && data.detail) || "the server refused it.");
   }
-  if (dialog && flagButton) {
-    flagButton.addEventListener("click", () => dialog.showModal());
-    dialog.querySelector("form").addEventListener("submit", sendFlag);
-    dialog.querySelector("[data-action=cancel]").addEventListener("click", () => dialog.close());
+
+  /* ------------------------------------------------------------------ binding */
+  function init() {
+    root = document.getElementById("trial");
+    form = document.getElementById("rating-form");
+    if (!root || !form) return false;
+    practice = root.dataset.practice === "1";
+    confidence = form.querySelector("fieldset.confidence");
+    if (confidence) digitsFor(confidence, (k) => (/^[1-5]$/.test(k) ? k : null));
+    blinding = form.querySelector("fieldset.blinding");
+    if (blinding) digitsFor(blinding, (k) => ({ 1: "left", 2: "none", 3: "right" })[k] || null);
+    dialog = document.getElementById("flag-dialog");
+    const flagButton = document.getElementById("flag-button");
+    if (dialog && flagButton) {
+      flagButton.addEventListener("click", () => dialog.showModal());
+      dialog.querySelector("form").addEventListener("submit", sendFlag);
+      dialog.querySelector("[data-action=cancel]").addEventListener("click", () => dialog.close());
+    }
+    // The viewer asked what is missing before these items were known: let it ask again.
+    form.dispatchEvent(new Event("input", { bubbles: true }));
+    return true;
   }
+  if (!init()) return;
+  document.addEventListener("radsal:trial", init);
 
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;

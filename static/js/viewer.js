@@ -1,7 +1,15 @@
-/* radsal trial page: linked canvas viewer, keyboard-first answers, active-time clock and a
-   submit that survives double clicks and flaky networks. No dependencies, no inline code
-   (the CSP forbids it). Every viewport draws from one shared view state, so zoom, pan,
-   window/level and opacity are linked by construction. */
+/* radsal trial page: linked canvas viewer, keyboard-first answers, active-time clock, a submit
+   that survives double clicks and flaky networks, and instant switching between trials.
+
+   Two lifetimes live here. The viewer (toolbar, viewports, renderers, view state) is created
+   once per page and kept. Everything that belongs to one trial (the bar, notes, answer form,
+   key list, flag dialog, the clock) is swapped in place when the rater moves on: the next
+   trial's page is fetched, its per-trial parts replace ours, and its image and maps, prefetched
+   and decoded while the rater read the previous trial, are drawn at once. The server's page
+   stays the one source of the trial's markup; any surprise (a redirect, a study change, an
+   error) falls back to an ordinary page load. Every viewport draws from one shared view state,
+   so zoom, pan, window/level and opacity are linked by construction. No dependencies, no inline
+   code (the CSP forbids it). */
 (() => {
   "use strict";
 
@@ -12,18 +20,32 @@
   const RETRY_DELAYS = [400, 1200, 3000]; // automatic retries before asking the rater
   const ZOOM_MIN = 0.5;
   const ZOOM_MAX = 40;
-  const cfg = root.dataset;
-  const token = cfg.token;
-  const storeKey = "radsal:trial:" + token;
+  const LOUPE_ZOOM = 3; // the magnifier shows the image at this many times the viewport's scale
+  const cfg = root.dataset; // live: a swap rewrites the attributes
+  let storeKey = "radsal:trial:" + cfg.token;
 
   const $ = (sel, el = root) => el.querySelector(sel);
   const $$ = (sel, el = root) => Array.from(el.querySelectorAll(sel));
 
+  function readStore() {
+    try {
+      return JSON.parse(sessionStorage.getItem(storeKey) || "{}");
+    } catch (_) {
+      return {};
+    }
+  }
+  function writeStore(extra) {
+    try {
+      sessionStorage.setItem(storeKey, JSON.stringify({ ...readStore(), ...extra }));
+    } catch (_) { /* private mode: timing simply restarts on reload */ }
+  }
+
   /* ------------------------------------------------------------------ active-time clock */
+  /* One clock per trial; `restart` begins the next trial's (or resumes a reloaded one's). */
   const clock = (() => {
-    const saved = readStore().clock || { active: 0, total: 0 };
-    const start = performance.now();
-    let active = saved.active;
+    let saved = { active: 0, total: 0 };
+    let start = performance.now();
+    let active = 0;
     let last = start;
     let visible = !document.hidden;
 
@@ -49,6 +71,12 @@
       }
     });
     return {
+      restart(from) {
+        saved = from || { active: 0, total: 0 };
+        start = performance.now();
+        last = start;
+        active = saved.active;
+      },
       read() {
         const now = performance.now();
         const total = Math.round(saved.total + (now - start));
@@ -57,18 +85,6 @@
     };
   })();
 
-  function readStore() {
-    try {
-      return JSON.parse(sessionStorage.getItem(storeKey) || "{}");
-    } catch (_) {
-      return {};
-    }
-  }
-  function writeStore(extra) {
-    try {
-      sessionStorage.setItem(storeKey, JSON.stringify({ ...readStore(), ...extra }));
-    } catch (_) { /* private mode: timing simply restarts on reload */ }
-  }
   let finished = false; // set once the answer is saved: nothing to carry over any more
   window.addEventListener("pagehide", () => {
     if (!finished) writeStore({ clock: clock.read() });
@@ -83,9 +99,11 @@
     zoom: 1, cx: 0, cy: 0, wc: 128, ww: 256, invert: false, threshold: 0, topk: 100,
     opacity: Number(cfg.opacity || 0.5), overlay: true, plain: false, tool: "pan", full: false,
     flicker: null, // null: side by side; "a" / "b": one viewport showing that map
+    magnify: false,
   };
   const vpBox = $("#viewports");
   const ports = $$(".vp").map((el) => ({ el, slot: el.dataset.slot, canvas: $("canvas", el), r: null }));
+  const loupe = { canvas: $("#loupe"), r: null, port: null, x: 0, y: 0 };
   const fields = { a: null, b: null };
   let spec = null;
   let image = null; // {data, width, height} in real units
@@ -98,6 +116,7 @@
       zoom: view.zoom, rx: view.cx / image.width, ry: view.cy / image.height, units: spec.image.units,
       modality: spec.image.modality, wc: view.wc, ww: view.ww, invert: view.invert,
       opacity: view.opacity, overlay: view.overlay, topk: view.topk, plain: view.plain,
+      magnify: view.magnify,
     };
     try { localStorage.setItem(settingsKey, JSON.stringify(keep)); } catch (err) { /* private mode */ }
   }
@@ -130,26 +149,34 @@
     return field && view.topk < 100 ? RadViewer.topKLevel(field, view.topk) : 0;
   }
 
+  /* One draw of renderer `r` into a w×h canvas: the slot's map (if shown) over the image,
+     centred on image point (x, y) at `s` device pixels per image pixel. */
+  function paint(r, slot, w, h, x, y, s) {
+    const field = slot && view.overlay && view.opacity > 0 ? fields[slot] : null;
+    r.setImage(image);
+    r.setField(field);
+    r.setColormap(spec.colormap);
+    r.draw({
+      image, field, center: view.wc, width: view.ww, invert: view.invert,
+      opacity: view.opacity, threshold: thresholdLevel(field),
+      view: [x - w / 2 / s, y - h / 2 / s, x + w / 2 / s, y + h / 2 / s],
+    });
+    return field;
+  }
+
   function draw() {
     frame = 0;
     if (!image) return;
     const dpr = window.devicePixelRatio || 1;
     for (const p of visiblePorts()) {
       const c = p.canvas;
+      // A renderer (a WebGL context) is made when its viewport is first shown, not before.
+      if (!p.r) p.r = RadViewer.createRenderer(c, rendererChoice());
       const w = Math.max(1, Math.round(c.clientWidth * dpr));
       const h = Math.max(1, Math.round(c.clientHeight * dpr));
       if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
-      const s = scaleOf(p);
       const shown = slotShown(p);
-      const field = shown && view.overlay && view.opacity > 0 ? fields[shown] : null;
-      p.r.setImage(image);
-      p.r.setField(field);
-      p.r.setColormap(spec.colormap);
-      p.r.draw({
-        image, field, center: view.wc, width: view.ww, invert: view.invert,
-        opacity: view.opacity, threshold: thresholdLevel(field),
-        view: [view.cx - w / 2 / s, view.cy - h / 2 / s, view.cx + w / 2 / s, view.cy + h / 2 / s],
-      });
+      const field = paint(p.r, shown, w, h, view.cx, view.cy, scaleOf(p));
       // The drawn state, readable by tests and assistive tools (no arm information here).
       Object.assign(c.dataset, {
         zoom: view.zoom.toFixed(4), cx: view.cx.toFixed(2), cy: view.cy.toFixed(2),
@@ -158,6 +185,7 @@
       });
       if (p.slot !== "image") $("figcaption", p.el).textContent = "Map " + (shown || p.slot).toUpperCase();
     }
+    drawLoupe();
     const unit = spec.image.units ? " " + spec.image.units : "";
     $("#zoom-out").textContent = Math.round(view.zoom * 100) + "%";
     $("#wl-out").textContent = "C " + Math.round(view.wc) + " · W " + Math.round(view.ww) + unit;
@@ -278,8 +306,8 @@
     else if (vpBox.requestFullscreen) vpBox.requestFullscreen().catch(() => {});
   }
 
-  /* Linked crosshair and magnifier: one image point, marked in every viewport. */
-  const cross = { x: null, y: null, magnify: false };
+  /* Linked crosshair: one image point, marked in every viewport. */
+  const cross = { x: null, y: null };
   function placeCrosshair(p, e) {
     if (!image) return;
     const dpr = window.devicePixelRatio || 1;
@@ -294,6 +322,44 @@
       mark.style.transform = `translate(${x}px, ${y}px)`;
       mark.hidden = false;
     }
+    loupe.port = p;
+    loupe.x = e.offsetX;
+    loupe.y = e.offsetY;
+    drawLoupe();
+  }
+
+  /* Magnifier: a loupe under the pointer showing the viewport's own content (the same slot,
+     window and map settings) at LOUPE_ZOOM times its scale, drawn by its own renderer from
+     the full-resolution image rather than by enlarging screen pixels. */
+  function setMagnify(on) {
+    view.magnify = on;
+    $('[data-action="magnify"]').setAttribute("aria-pressed", String(on));
+    if (!on) loupe.canvas.hidden = true;
+    drawLoupe();
+    saveSettings();
+  }
+
+  function drawLoupe() {
+    const p = loupe.port;
+    if (!view.magnify || !p || p.el.hidden || !image || cross.x === null) {
+      loupe.canvas.hidden = true;
+      return;
+    }
+    if (!loupe.r) loupe.r = RadViewer.createRenderer(loupe.canvas, rendererChoice());
+    const c = loupe.canvas;
+    c.hidden = false;
+    const dpr = window.devicePixelRatio || 1;
+    const side = Math.round(c.clientWidth * dpr) || 240;
+    if (c.width !== side) { c.width = side; c.height = side; }
+    const box = vpBox.getBoundingClientRect();
+    const at = p.canvas.getBoundingClientRect();
+    const half = c.clientWidth / 2;
+    c.style.transform = `translate(${at.left - box.left + loupe.x - half}px, ${at.top - box.top + loupe.y - half}px)`;
+    const field = paint(loupe.r, slotShown(p), c.width, c.height, cross.x, cross.y, scaleOf(p) * LOUPE_ZOOM);
+    Object.assign(c.dataset, {
+      x: cross.x.toFixed(2), y: cross.y.toFixed(2), scale: (scaleOf(p) * LOUPE_ZOOM).toFixed(4),
+      shown: slotShown(p) || "image", opacity: field ? view.opacity.toFixed(2) : "0",
+    });
   }
 
   for (const p of ports) {
@@ -310,7 +376,11 @@
     }, { passive: false });
     c.addEventListener("contextmenu", (e) => e.preventDefault());
     c.addEventListener("dblclick", (e) => { e.preventDefault(); resetView(); });
-    c.addEventListener("pointerleave", () => { for (const q of ports) $(".crosshair", q.el).hidden = true; });
+    c.addEventListener("pointerleave", () => {
+      for (const q of ports) $(".crosshair", q.el).hidden = true;
+      loupe.port = null;
+      loupe.canvas.hidden = true;
+    });
     c.addEventListener("pointerdown", (e) => {
       const mode = e.button === 2 || (e.button === 0 && view.tool === "wl") ? "wl" : "pan";
       drag = { mode, x: e.clientX, y: e.clientY };
@@ -351,9 +421,10 @@
     full: fullResolution,
     "wl-tool": () => setTool(view.tool === "wl" ? "pan" : "wl"),
     flicker: () => (view.flicker ? sideBySide() : flicker()),
+    magnify: () => setMagnify(!view.magnify),
     fullscreen: toggleFullscreen,
   };
-  for (const btn of $$("[data-action]")) {
+  for (const btn of $$("[data-action]", $(".toolbar"))) {
     btn.addEventListener("click", () => {
       actions[btn.dataset.action]();
       btn.blur(); // keep Enter and the digits for the answer, not the last clicked button
@@ -377,82 +448,125 @@
     ctx.putImageData(px, 0, 0);
   }
 
+  function rendererChoice() {
+    return new URLSearchParams(location.search).get("renderer") || "auto";
+  }
+
+  /* ------------------------------------------------------------------ trial data */
+  /* A trial's description and its decoded image and maps, by the description's URL: loaded
+     once, kept for the current and the next trial only. The next trial's entry is filled while the rater reads,
+     so moving on draws from memory. The description also goes to sessionStorage, so an
+     ordinary page load of that trial (a fallback) finds it without asking again. */
+  const trialCache = new Map();
+
+  function specKey(url) {
+    return "radsal:viewer-spec:" + url;
+  }
+
+  function storedSpec(url) {
+    try { return JSON.parse(sessionStorage.getItem(specKey(url)) || "null"); } catch (err) { return null; }
+  }
+
+  function fetchJson(url) {
+    return fetch(url, { credentials: "same-origin" }).then((r) => {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    });
+  }
+
+  /* The description the server put in a trial page (script#viewer-spec), if any. */
+  function embeddedSpec(doc) {
+    const el = doc.getElementById("viewer-spec");
+    try { return el ? JSON.parse(el.textContent) : null; } catch (err) { return null; }
+  }
+
+  function trialData(specUrl, embedded) {
+    let hit = trialCache.get(specUrl);
+    if (!hit) {
+      const known = embedded || storedSpec(specUrl);
+      const specP = known ? Promise.resolve(known) : fetchJson(specUrl);
+      const dataP = specP.then((s) => Promise.all([
+        RadViewer.loadImage(s.image), RadViewer.loadField(s.maps.a), RadViewer.loadField(s.maps.b),
+      ]));
+      hit = { spec: specP, data: dataP };
+      trialCache.set(specUrl, hit);
+      dataP.catch(() => trialCache.delete(specUrl));
+    }
+    return hit;
+  }
+
   function prefetch(url) {
+    for (const key of trialCache.keys()) if (key !== cfg.viewerUrl) trialCache.delete(key);
     if (!url) return;
-    fetch(url, { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null)).then((next) => {
-      if (!next) return;
-      const token = next.maps.a.split("/")[2];
-      try { sessionStorage.setItem("radsal:viewer-spec:" + token, JSON.stringify(next)); } catch (err) { /* full */ }
-      for (const u of [next.image.url, next.maps.a, next.maps.b]) fetch(u, { credentials: "same-origin" });
+    const hit = trialData(url);
+    hit.spec.then((s) => {
+      try { sessionStorage.setItem(specKey(url), JSON.stringify(s)); } catch (err) { /* full */ }
     }).catch(() => {});
+    hit.data.catch(() => {});
+    // The localise item draws on a rater trial's display PNG: warm the HTTP cache for it too.
+    const rater = /^\/api\/v1\/trials\/([\w-]+)\/viewer$/.exec(url);
+    if (rater && $(".localise")) fetch(`/t/${rater[1]}/image.png`, { credentials: "same-origin" }).catch(() => {});
+  }
+
+  /* Show a trial's data in the kept viewports: the window, zoom and map settings the rater
+     left (when the units match), else the image's own defaults. */
+  function showTrialData(s, [img, a, b]) {
+    spec = s;
+    image = img;
+    fields.a = a;
+    fields.b = b;
+    presets = spec.image.presets.slice();
+    presets.unshift({ name: "Default", center: spec.image.window.center, width: spec.image.window.width });
+    const sel = $("#wl-preset");
+    sel.replaceChildren(...presets.map((p) => new Option(p.name)));
+    $("#finding").textContent = spec.finding;
+    colourBar();
+    view.zoom = 1;
+    view.cx = image.width / 2;
+    view.cy = image.height / 2;
+    [view.wc, view.ww] = defaultWindow();
+    view.invert = spec.image.invert;
+    view.opacity = spec.opacity;
+    const kept = loadSettings();
+    if (kept) {
+      view.zoom = kept.zoom || 1;
+      view.cx = (kept.rx ?? 0.5) * image.width;
+      view.cy = (kept.ry ?? 0.5) * image.height;
+      if (kept.units === spec.image.units && kept.modality === spec.image.modality) {
+        [view.wc, view.ww, view.invert] = [kept.wc, kept.ww, kept.invert];
+      }
+      view.opacity = kept.opacity ?? view.opacity;
+      view.overlay = kept.overlay ?? true;
+      view.topk = kept.topk ?? 100;
+      if (kept.plain !== view.plain) setPlain(Boolean(kept.plain));
+      if (Boolean(kept.magnify) !== view.magnify) setMagnify(Boolean(kept.magnify));
+    }
+    $("#opacity").value = String(Math.round(view.opacity * 100));
+    $("#overlay-toggle").checked = view.overlay;
+    $("#invert-toggle").checked = view.invert;
+    $("#topk").value = String(view.topk);
+    loading.classList.add("gone");
+    draw();
+    root.dataset.ready = "1";
+    root.dataset.readyAt = String(Math.round(performance.now()));
+    prefetch(spec.next_spec_url);
   }
 
   const loading = $("#vp-loading");
-  // The previous trial prefetched this one's description (and its files, into the HTTP cache).
-  const cachedSpec = (() => {
-    try { return JSON.parse(sessionStorage.getItem("radsal:viewer-spec:" + token) || "null"); } catch (err) { return null; }
-  })();
-  (cachedSpec ? Promise.resolve(cachedSpec) : fetch(cfg.viewerUrl, { credentials: "same-origin" })
-    .then((r) => { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); }))
-    .then((s) => {
-      spec = s;
-      return Promise.all([
-        RadViewer.loadImage(s.image), RadViewer.loadField(s.maps.a), RadViewer.loadField(s.maps.b),
-      ]);
-    })
-    .then(([img, a, b]) => {
-      image = img;
-      fields.a = a;
-      fields.b = b;
-      const prefer = new URLSearchParams(location.search).get("renderer") || "auto";
-      for (const p of ports) p.r = RadViewer.createRenderer(p.canvas, prefer);
-      presets = spec.image.presets.slice();
-      presets.unshift({ name: "Default", center: spec.image.window.center, width: spec.image.window.width });
-      const sel = $("#wl-preset");
-      sel.replaceChildren(...presets.map((p) => new Option(p.name)));
-      $("#finding").textContent = spec.finding;
-      colourBar();
-      view.cx = image.width / 2;
-      view.cy = image.height / 2;
-      [view.wc, view.ww] = defaultWindow();
-      view.invert = spec.image.invert;
-      view.opacity = spec.opacity;
-      const kept = loadSettings();
-      if (kept) {
-        view.zoom = kept.zoom || 1;
-        view.cx = (kept.rx ?? 0.5) * image.width;
-        view.cy = (kept.ry ?? 0.5) * image.height;
-        if (kept.units === spec.image.units && kept.modality === spec.image.modality) {
-          [view.wc, view.ww, view.invert] = [kept.wc, kept.ww, kept.invert];
-        }
-        view.opacity = kept.opacity ?? view.opacity;
-        view.overlay = kept.overlay ?? true;
-        view.topk = kept.topk ?? 100;
-        if (kept.plain) setPlain(true);
-      }
-      $("#opacity").value = String(Math.round(view.opacity * 100));
-      $("#overlay-toggle").checked = view.overlay;
-      $("#invert-toggle").checked = view.invert;
-      $("#topk").value = String(view.topk);
-      loading.classList.add("gone");
-      draw();
-      root.dataset.ready = "1";
-      root.dataset.readyAt = String(Math.round(performance.now()));
-      prefetch(spec.next_spec_url);
-    })
-    .catch(() => {
-      loading.textContent = "The images could not be loaded. Reload the page to try again.";
-      loading.classList.add("failed");
-    });
+  function loadFailed() {
+    loading.textContent = "The images could not be loaded. Reload the page to try again.";
+    loading.classList.remove("gone");
+    loading.classList.add("failed");
+  }
 
   /* ------------------------------------------------------------------ answer form */
-  const form = $("#rating-form");
-  const submitBtn = $("#submit-button");
-  const status = $("#save-status");
-  const missing = $("#missing");
-  const comment = $("#comment");
-  const rows = $$(".score-row");
+  // Per-trial elements, bound again after every swap (startTrial).
+  let form, submitBtn, status, missing, comment, help;
+  let rows = [];
   let cursor = 0;
+  let busy = false;
+  let requestId = null;
+  let requestFor = "";
 
   function setCursor(i) {
     if (!rows.length) return;
@@ -558,21 +672,101 @@
     if (input) { input.checked = true; refresh(); }
   }
 
-  rows.forEach((row, i) => {
-    row.addEventListener("click", () => setCursor(i));
-    row.addEventListener("change", () => {
-      const next = firstEmptyRow(i + 1);
-      if (next >= 0 && rowValue(row) !== null) setCursor(next);
+  /* Bind this page's per-trial parts: on load, and again after each swap. */
+  function startTrial() {
+    storeKey = "radsal:trial:" + cfg.token;
+    finished = false;
+    busy = false;
+    requestId = null;
+    requestFor = "";
+    clock.restart(readStore().clock);
+    form = $("#rating-form");
+    submitBtn = $("#submit-button");
+    status = $("#save-status");
+    missing = $("#missing");
+    comment = $("#comment");
+    help = $("#help");
+    rows = $$(".score-row");
+    rows.forEach((row, i) => {
+      row.addEventListener("click", () => setCursor(i));
+      row.addEventListener("change", () => {
+        const next = firstEmptyRow(i + 1);
+        if (next >= 0 && rowValue(row) !== null) setCursor(next);
+      });
     });
-  });
-  form.addEventListener("change", refresh);
-  form.addEventListener("input", refresh);
+    form.addEventListener("change", refresh);
+    form.addEventListener("input", refresh);
+    form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+    $("#help-button").addEventListener("click", () => help.showModal());
+    for (const link of $$(".trial-nav a[href]")) {
+      link.addEventListener("click", (e) => {
+        if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+        e.preventDefault();
+        go(link.getAttribute("href"));
+      });
+    }
+    restoreDraft();
+    setCursor(Math.max(0, firstEmptyRow(0)));
+    refresh();
+  }
+
+  /* ------------------------------------------------------------------ moving on */
+  let moving = false;
+
+  /* Replace our per-trial parts (every child of #trial without data-keep) with the fresh
+     page's, in the fresh page's order around the kept toolbar and viewports. */
+  function replaceParts(fresh) {
+    const kept = new Map($$(":scope > [data-keep]").map((el) => [el.dataset.keep, el]));
+    for (const el of Array.from(root.children)) if (!el.dataset.keep) el.remove();
+    let anchor = null;
+    for (const el of Array.from(fresh.children)) {
+      if (el.dataset.keep) { anchor = kept.get(el.dataset.keep) || anchor; continue; }
+      const node = document.importNode(el, true);
+      if (anchor) anchor.after(node); else root.prepend(node);
+      anchor = node;
+    }
+    for (const name of Object.keys(root.dataset)) if (!(name in fresh.dataset)) delete root.dataset[name];
+    Object.assign(root.dataset, fresh.dataset);
+  }
+
+  /* Go to another trial page of this study: swapped in place when its page and data are at
+     hand, else an ordinary page load (which also handles every refusal and error). */
+  async function go(url) {
+    if (!url || moving) return;
+    moving = true;
+    if (!finished) writeStore({ clock: clock.read() });
+    try {
+      const res = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      const landed = new URL(res.url || url, location.href);
+      if (!res.ok || !landed.pathname.startsWith("/t/")) throw new Error("not a trial page");
+      const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+      const fresh = doc.getElementById("trial");
+      if (!fresh || fresh.dataset.studyId !== cfg.studyId || !fresh.dataset.token) throw new Error("other page");
+      const hit = trialData(fresh.dataset.viewerUrl, embeddedSpec(doc));
+      const data = await Promise.all([hit.spec, hit.data]);
+      // From here on everything happens in one task: the rater never sees a half-swapped page.
+      for (const d of $$("dialog[open]")) d.close();
+      root.dataset.ready = "0";
+      replaceParts(fresh);
+      document.title = doc.title;
+      history.pushState({ radsal: "trial" }, "", landed.pathname + landed.search);
+      if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
+      // The protocol items and the region tool bind to the new form first, so the viewer's
+      // first "what is still missing" already counts them.
+      document.dispatchEvent(new CustomEvent("radsal:trial", { detail: { token: cfg.token } }));
+      startTrial();
+      showTrialData(data[0], data[1]);
+      moving = false;
+    } catch (err) {
+      window.location.assign(url);
+    }
+  }
+  // Back and forward between swapped trials: load the page the address bar now shows.
+  window.addEventListener("popstate", () => window.location.reload());
+  // For protocol_items.js: moving on after a flag, and the trial's clock for the flag's timing.
+  window.radsalTrial = { go, time: () => clock.read() };
 
   /* ------------------------------------------------------------------ saving */
-  let busy = false;
-  let requestId = null;
-  let requestFor = "";
-
   function uuid4() {
     const b = crypto.getRandomValues(new Uint8Array(16));
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -601,7 +795,7 @@
   }
 
   async function submit() {
-    if (busy || missingParts().length) return;
+    if (busy || moving || missingParts().length) return;
     const ans = answer();
     const fingerprint = JSON.stringify(ans);
     // One id per distinct answer: a retry or double submit of the same answer replays.
@@ -618,7 +812,8 @@
           finished = true;
           try { sessionStorage.removeItem(storeKey); } catch (_) { /* ignore */ }
           root.dataset.saved = String(data.revision);
-          window.location.assign(data.next_url);
+          if (data.done) window.location.assign(data.next_url);
+          else go(data.next_url);
           return;
         }
         if (res.status === 401) {
@@ -646,16 +841,9 @@
     refresh();
   }
 
-  form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
-
   /* ------------------------------------------------------------------ hotkeys */
-  const help = document.getElementById("help");
-  $("#help-button").addEventListener("click", () => help.showModal());
-
-  function go(url) { if (url) window.location.assign(url); }
-
   document.addEventListener("keydown", (e) => {
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.ctrlKey || e.metaKey || e.altKey || moving) return;
     if (help.open) { // the dialog handles its own keys (Esc closes); ? closes it too
       if (e.key === "?") { help.close(); e.preventDefault(); }
       return;
@@ -695,13 +883,15 @@
     else if (k === "?") help.showModal();
     else if (k === "v" || k === "V") flicker();
     else if (k === "s" || k === "S") sideBySide();
+    else if (k === "d" || k === "D") setMagnify(!view.magnify);
     else if (k === "g" || k === "G") toggleFullscreen();
     else if (k === "t" || k === "T") setTopk(view.topk >= 100 ? 10 : 100);
     else handled = false;
     if (handled) e.preventDefault();
   });
 
-  restoreDraft();
-  setCursor(Math.max(0, firstEmptyRow(0)));
-  refresh();
+  /* ------------------------------------------------------------------ first trial */
+  startTrial();
+  const first = trialData(cfg.viewerUrl, embeddedSpec(document));
+  Promise.all([first.spec, first.data]).then(([s, data]) => showTrialData(s, data)).catch(loadFailed);
 })();

@@ -41,7 +41,7 @@ def canaries_for(db: Session, study: Study) -> list[str]:
         arm.method = f"canarymethod{arm.position}"
         out += [ckpt.name, ckpt.sha256, arm.label, arm.method]
     for m in db.scalars(select(SaliencyMap).join(Arm).where(Arm.study_id == study.id)):
-        out += [Path(m.overlay_path).stem, Path(m.raw_path).stem, Path(m.field_path).stem]
+        out += [Path(m.raw_path).stem, Path(m.field_path).stem]
     for image in db.scalars(select(Image).join(Trial).where(Trial.study_id == study.id)):
         image.source_filename = f"CANARYFILE{image.id}.png"
         out += [image.source_filename, image.sha256, Path(image.display_path).stem]

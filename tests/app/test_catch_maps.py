@@ -59,7 +59,7 @@ def test_generation_adds_randomised_maps_for_randomised_catch_trials(
     fake_field = (settings.data_dir / fake_map.field_path).read_bytes()
     assert len(real_field) == len(fake_field) and real_field[:64] == fake_field[:64]
     # file names carry nothing about the variant
-    assert "random" not in fake_map.field_path and "random" not in fake_map.overlay_path
+    assert "random" not in fake_map.field_path and "random" not in fake_map.raw_path
 
     # generation resumes: nothing is left to compute
     again = enqueue_generation(db, study, catalog.admin)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import struct
+import io
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +20,7 @@ from app.services.maps import generation
 from app.services.maps.jobs import enqueue_generation
 from app.services.study.studies import create_study
 from app.worker import run_pending
+from ml.explain.field import FIELD_SIZE
 from tests.app.fixtures_ml import Catalog, build_catalog
 
 
@@ -49,7 +49,8 @@ def _assert_each_map_once(db: Session, study: Study, settings: Settings) -> None
     assert len(keys) == len(study.arms) * len(study.images)
     assert set(keys.values()) == {1}
     files = [p for p in (settings.data_dir / "maps").rglob("*") if p.is_file()]
-    assert len(files) == 3 * len(maps), "raw .npy, field .npy and heatmap .png per map, no more"
+    assert len(files) == 2 * len(maps), "raw .npy and field .npy per map, no more (no PNG)"
+    assert {p.suffix for p in files} == {".npy"}
 
 
 def test_job_json_and_progress_callback(
@@ -101,40 +102,33 @@ def test_job_json_and_progress_callback(
 def test_map_files_do_not_reveal_the_arm(
     catalog: Catalog, db: Session, session_factory: sessionmaker[Session], settings: Settings
 ) -> None:
+    """Random file names; per image both arms' fields have one length and header; no rendered
+    PNG is stored (viewers colour the field; a PNG is rendered from it on demand)."""
     study = _study(db, catalog, saliency={"colormap": "viridis"})
     enqueue_generation(db, study, catalog.admin)
     run_pending(session_factory, settings)
     maps = _maps(db, study)
+    assert maps
     arm_ids = {str(a.id) for a in study.arms}
     by_image: dict[int, list[SaliencyMap]] = {}
     for m in maps:
         by_image.setdefault(m.image_id, []).append(m)
-        name = Path(m.overlay_path).stem
-        assert len(name) == 32 and name not in arm_ids
-    for image_id, pair in by_image.items():
-        shapes, chunks = set(), set()
+        for rel in (m.raw_path, m.field_path):
+            name = Path(rel).stem
+            assert len(name) == 32 and name not in arm_ids
+    for pair in by_image.values():
+        lengths, heads = set(), set()
         for m in pair:
-            data = (settings.data_dir / m.overlay_path).read_bytes()
-            chunks.add(tuple(_png_chunks(data)))
-            with PILImage.open(settings.data_dir / m.overlay_path) as im:
-                shapes.add((im.size, im.mode))
+            data = (settings.data_dir / m.field_path).read_bytes()
+            lengths.add(len(data))
+            heads.add(data[:128])
+            field = np.load(io.BytesIO(data))
+            assert field.dtype == np.uint8 and field.shape == (FIELD_SIZE, FIELD_SIZE)
             raw = np.load(settings.data_dir / m.raw_path)
             assert raw.dtype == np.float16 and raw.shape == (32, 32)
-        image = next(si for si in study.images if si.image_id == image_id)
-        assert len(shapes) == 1 and len(chunks) == 1, "same size, mode and PNG chunk layout"
-        assert shapes.pop() == ((48, 40), "RGBA"), image  # display resolution (w, h)
-
-
-def _png_chunks(data: bytes) -> list[str]:
-    out: list[str] = []
-    pos = 8
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8].decode()
-        if kind != "IDAT" or not out or out[-1] != "IDAT":
-            out.append(kind)
-        pos += 12 + length
-    return out
+        assert len(pair) == 2 and len(lengths) == 1 and len(heads) == 1
+    map_dirs = {(settings.data_dir / m.field_path).parent for m in maps}
+    assert not [p for d in map_dirs for p in d.glob("*.png")], "no PNG is written for a map"
 
 
 def test_failure_is_recorded_and_the_study_returns_to_draft(
@@ -355,5 +349,3 @@ def test_real_chest_xrays_with_box_masks(
     for m in _maps(db, study):
         assert m.metrics["mask_energy"] is not None and 0.0 <= m.metrics["mask_energy"] <= 1.0
         assert m.metrics["pointing"] in (0.0, 1.0)
-    with PILImage.open(settings.data_dir / _maps(db, study)[0].overlay_path) as im:
-        assert im.size == (256, 256)

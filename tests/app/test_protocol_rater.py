@@ -53,8 +53,6 @@ def setup(
         )
     )
     assert real is not None
-    png = (settings.data_dir / real.overlay_path).read_bytes()
-    fake_png = png[:-20] + bytes(20)  # same length, other bytes
     raw = io.BytesIO()
     np.save(raw, np.zeros((4, 4), np.float16))
     db.add(
@@ -63,7 +61,6 @@ def setup(
             image_id=trials[3].image_id,
             target=f"{real.target}|randomised",
             raw_path=store.put_random("maps", raw.getvalue(), ".npy"),
-            overlay_path=store.put_random("maps", fake_png, ".png"),
             field_path=store.put_random(
                 "maps", (settings.data_dir / real.field_path).read_bytes()[::-1], ".npy"
             ),

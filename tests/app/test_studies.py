@@ -316,9 +316,12 @@ def test_pages_builder_detail_preview_and_list(
     preview = client.get(f"/studies/{study.id}/preview/{trial.id}")
     assert preview.status_code == 200
     assert "Preview (staff only)" in preview.text
+    # The preview's viewer loads the generated maps (the rater's fields, see
+    # tests/app/test_preview_viewer.py), before the study is opened.
+    spec = client.get(f"/api/v1/studies/{study.id}/preview/{trial.id}/viewer").json()
     for slot in ("a", "b"):
-        png = client.get(f"/studies/{study.id}/preview/{trial.id}/{slot}.png")
-        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+        field = client.get(spec["maps"][slot])
+        assert field.status_code == 200 and field.content.startswith(b"\x93NUMPY")
 
     assert session.post_form(f"/studies/{study.id}/open").status_code == 303
     listing = client.get("/studies")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.models import AuditEvent, Study, StudyRater, Trial, User
+from app.models import AuditEvent, SaliencyMap, Study, StudyRater, StudyStatus, Trial, User
 from app.services.study.rounds import next_round_name
 from tests.app.analysis_helpers import rate
 from tests.factories import make_open_study
@@ -118,6 +118,23 @@ def test_clone_and_next_round_make_drafts_and_only_drafts_delete(
     assert db.scalar(select(Study.id).where(Study.id == copy_id)) is None
     assert db.scalar(select(func.count(Trial.id)).where(Trial.study_id == copy_id)) == 0
     assert client.delete(f"/api/v1/studies/{clone.id}", headers=headers).status_code == 204
+
+
+def test_deleting_a_draft_removes_its_map_files(
+    db: Session, settings: Settings, make_user: Callable[..., User], client: TestClient,
+    api_headers: Callable[[User], dict[str, str]],
+) -> None:  # fmt: skip
+    """Both files a map has (raw and field) go with the draft; no PNG is stored for a map."""
+    study = make_open_study(db, settings.data_dir, raters=[make_user("rater")], n_images=2)
+    study.status = StudyStatus.draft.value
+    arm_ids = [a.id for a in study.arms]
+    maps = db.scalars(select(SaliencyMap).where(SaliencyMap.arm_id.in_(arm_ids))).all()
+    files = [settings.data_dir / rel for m in maps for rel in (m.raw_path, m.field_path)]
+    assert len(files) == 2 * 2 * 2 and all(f.is_file() for f in files)
+    db.flush()
+    headers = api_headers(make_user("researcher"))
+    assert client.delete(f"/api/v1/studies/{study.id}", headers=headers).status_code == 204
+    assert not [f for f in files if f.exists()]
 
 
 def test_round_names_count_up() -> None:

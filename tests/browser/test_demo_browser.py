@@ -66,9 +66,8 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    base = tmp_path_factory.mktemp("demo-browser")
+def _serve_demo(base: Path, args: list[str]) -> Iterator[DemoServer]:
+    """Run `radsal demo` (build, then serve) with `args` until the module is done with it."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -84,7 +83,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
     log_path = base / "demo.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli.main", "demo", "--port", str(port), *SMALL],
+            [sys.executable, "-m", "app.cli.main", "demo", "--port", str(port), *args],
             env=env,
             cwd=ROOT,
             stdout=log,
@@ -110,6 +109,28 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
             process.wait(timeout=5)
 
 
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    yield from _serve_demo(tmp_path_factory.mktemp("demo-browser"), SMALL)
+
+
+@pytest.fixture(scope="module")
+def ct_demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    yield from _serve_demo(
+        tmp_path_factory.mktemp("demo-ct"), [*SMALL, "--image-size", "64", "--modality", "ct"]
+    )
+
+
+def _join(page: Any, link: str, password: str) -> None:
+    """Accept an invite in the browser: choose a password, land on the rater's studies."""
+    page.goto(link)
+    page.fill("#password", password)
+    page.fill("#password_confirm", password)
+    with page.expect_navigation():
+        page.click("#invite-form button[type=submit]")
+    assert urlparse(page.url).path in ("/rate", "/")
+
+
 def test_demo_prints_one_invite_link_per_rater_pointing_at_the_server(
     demo_server: DemoServer,
 ) -> None:
@@ -131,13 +152,7 @@ def test_a_rater_joins_by_invite_and_rates_every_trial_blinded(
     from app.db import make_engine, make_sessionmaker
     from app.models import Rating, Study, User
 
-    link = demo_server.invite_links()[0]
-    page.goto(link)
-    page.fill("#password", "rater-one-password")
-    page.fill("#password_confirm", "rater-one-password")
-    with page.expect_navigation():
-        page.click("#invite-form button[type=submit]")
-    assert urlparse(page.url).path in ("/rate", "/")
+    _join(page, demo_server.invite_links()[0], "rater-one-password")
 
     engine = make_engine(f"sqlite:///{demo_server.data_dir / 'radsal.sqlite'}")
     try:
@@ -192,3 +207,47 @@ def test_a_rater_joins_by_invite_and_rates_every_trial_blinded(
         assert sum("guess" in r.scores for r in ratings) == total - 2
     finally:
         engine.dispose()
+
+
+def test_the_ct_demo_reads_in_hounsfield_units_at_lung_and_mediastinal_windows(
+    ct_demo_server: DemoServer, page: Any
+) -> None:
+    """`radsal demo --modality ct` end to end: the rater's first trial is a DICOM CT slice shown
+    in HU, with the file's own window first and the CT presets; at 1:1 the plain-image
+    viewport's pixels are the DICOM LINEAR window of the HU values the server sends."""
+    import io
+    import json
+
+    import numpy as np
+
+    from tests.browser.pixels import read_canvas, window_error
+
+    page.set_viewport_size({"width": 1280, "height": 720})
+    _join(page, ct_demo_server.invite_links()[0], "ct-rater-password")
+    page.goto(f"{ct_demo_server.url}/rate")
+    with page.expect_navigation():
+        page.locator("a", has_text=re.compile("^(Start|Continue)")).first.click()
+    page.wait_for_selector("#trial[data-ready='1']")
+    spec = json.loads(page.inner_text("#viewer-spec"))
+    assert (spec["image"]["modality"], spec["image"]["units"], spec["image"]["format"]) == (
+        "CT",
+        "HU",
+        "npy",
+    )
+    presets = page.locator("#wl-preset option").all_inner_texts()
+    assert presets[0] == "Default" and presets[1].startswith("DICOM window")
+    assert {"Lung", "Mediastinum", "Bone", "Brain"} <= set(presets)
+    assert page.inner_text("#wl-out").endswith("HU")
+
+    response = page.request.get(ct_demo_server.url + spec["image"]["url"])
+    assert response.ok
+    hu = np.load(io.BytesIO(response.body())).astype(np.float64)
+    assert hu.min() < -500 and hu.max() > 0  # air and soft tissue: real Hounsfield units
+    page.keyboard.press("i")  # the plain image, no map over it
+    page.keyboard.press("f")  # 1:1: one image pixel per canvas pixel
+    for name, (center, width) in {"Lung": (-600.0, 1500.0), "Mediastinum": (40.0, 400.0)}.items():
+        page.select_option("#wl-preset", label=name)
+        page.wait_for_timeout(200)
+        assert page.inner_text("#wl-out") == f"C {center:.0f} · W {width:.0f} HU"
+        got = read_canvas(page, ".vp[data-slot=image] canvas")
+        assert window_error(got, hu, center, width) <= 1, name

@@ -1,16 +1,18 @@
-"""Build small DICOM files in memory for tests (no test data downloads)."""
+"""Build small DICOM files in memory for tests (no test data downloads).
+
+The header's skeleton and pixel module come from the product's synthetic DICOM writer
+(:mod:`ml.data.synthetic_dicom`); this adds what the tests vary and the PHI they check is
+never shown.
+"""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import (
-    ExplicitVRLittleEndian,
-    SecondaryCaptureImageStorage,
-    generate_uid,
-)
+from pydicom.uid import SecondaryCaptureImageStorage
+
+from ml.data.synthetic_dicom import new_dataset, set_pixels
 
 
 def make_dicom(
@@ -25,15 +27,7 @@ def make_dicom(
     compress: str | None = None,
 ) -> bytes:
     """A DICOM file with the given stored pixel values (2-D, or F×H×W for multi-frame) and PHI."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
+    ds = new_dataset(SecondaryCaptureImageStorage)
     ds.PatientName = "Doe^Jane"
     ds.PatientID = "SECRET-123"
     ds.PatientBirthDate = "19700101"
@@ -42,22 +36,17 @@ def make_dicom(
     ds.StudyDate = "20240101"
     ds.Modality = modality
     ds.ViewPosition = "PA"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    if pixels.ndim == 3:
-        ds.NumberOfFrames = pixels.shape[0]
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    ds.BitsAllocated = bits
-    ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
+    set_pixels(
+        ds,
+        pixels.astype(np.uint16 if bits == 16 else np.uint8),
+        bits_stored=bits,
+        photometric=photometric,
+    )
     if slope is not None:
         ds.RescaleSlope = slope
         ds.RescaleIntercept = intercept or 0.0
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
-    dtype = np.uint16 if bits == 16 else np.uint8
-    ds.PixelData = pixels.astype(dtype).tobytes()
     if compress is not None:
         ds.compress(compress)  # e.g. JPEG2000Lossless (encoded by pylibjpeg)
     buf = io.BytesIO()

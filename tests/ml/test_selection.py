@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,26 +17,12 @@ from ml.cli import train as train_cli
 from ml.evaluation import evaluate_checkpoint
 from ml.evaluation.dual_bn import dual_bn_diagnostics, not_separated
 from ml.models import create_model
-from ml.training import TrainConfig, train
+from ml.training import train
 from ml.training.selection import format_history, selection_warnings
+from tests.ml.tiny_training import tiny_config
 
-
-def _cfg(data: Path, out: Path, **over: object) -> TrainConfig:
-    base: dict[str, object] = dict(
-        data=str(data),
-        out=str(out),
-        arch="resnet_tiny",
-        epochs=2,
-        image_size=32,
-        batch_size=16,
-        lr=3e-3,
-        augment="none",
-        eps=0.03,
-        steps=1,
-        threads=1,
-    )
-    base.update(over)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+# One attack step is enough for what checkpoint selection is checked on.
+_cfg = partial(tiny_config, steps=1)
 
 
 def _issue_history() -> list[dict[str, object]]:

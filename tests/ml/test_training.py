@@ -11,30 +11,13 @@ import torch
 from ml.checkpoint import load_checkpoint
 from ml.models import bn_route
 from ml.training import TrainConfig, train
-
-
-def _cfg(data: Path, out: Path, **over: object) -> TrainConfig:
-    base: dict[str, object] = dict(
-        data=str(data),
-        out=str(out),
-        arch="resnet_tiny",
-        epochs=2,
-        image_size=32,
-        batch_size=16,
-        lr=3e-3,
-        augment="none",
-        eps=0.03,
-        steps=2,
-        threads=1,
-    )
-    base.update(over)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+from tests.ml.tiny_training import tiny_config
 
 
 def test_standard_training_lowers_loss_and_writes_outputs(
     synthetic32: Path, tmp_path: Path
 ) -> None:
-    res = train(_cfg(synthetic32, tmp_path / "std", epochs=3), progress=False)
+    res = train(tiny_config(synthetic32, tmp_path / "std", epochs=3), progress=False)
     losses = [h["train_loss"] for h in res.history]
     assert len(losses) == 3 and losses[-1] < losses[0] - 0.05
     assert res.best_path.is_file() and res.last_path.is_file()
@@ -54,7 +37,7 @@ def test_standard_training_lowers_loss_and_writes_outputs(
 def test_dual_training_logs_both_losses_and_routes_diverge(
     synthetic32: Path, tmp_path: Path
 ) -> None:
-    res = train(_cfg(synthetic32, tmp_path / "dual", mode="dual", epochs=1), progress=False)
+    res = train(tiny_config(synthetic32, tmp_path / "dual", mode="dual", epochs=1), progress=False)
     h = res.history[0]
     assert h["train_loss"] == pytest.approx(h["train_loss_clean"] + h["train_loss_adv"], rel=1e-5)
     loaded = load_checkpoint(res.best_path)
@@ -76,10 +59,10 @@ def test_resume_continues_exactly(synthetic32: Path, tmp_path: Path) -> None:
     # A constant schedule so "stop after 1 of 2 epochs" is the same run as "1 epoch, then
     # resume to 2"; augmentation, shuffling and FGSM random starts all draw random numbers.
     opts = dict(mode="fast", augment="light", schedule="none")
-    full = train(_cfg(synthetic32, tmp_path / "full", epochs=2, **opts), progress=False)
-    train(_cfg(synthetic32, tmp_path / "part", epochs=1, **opts), progress=False)
+    full = train(tiny_config(synthetic32, tmp_path / "full", epochs=2, **opts), progress=False)
+    train(tiny_config(synthetic32, tmp_path / "part", epochs=1, **opts), progress=False)
     resumed = train(
-        _cfg(synthetic32, tmp_path / "part", epochs=2, resume=True, **opts), progress=False
+        tiny_config(synthetic32, tmp_path / "part", epochs=2, resume=True, **opts), progress=False
     )
     assert [h["epoch"] for h in resumed.history] == [1, 2]
     a = torch.load(full.last_path, weights_only=True)["state_dict"]
@@ -91,9 +74,9 @@ def test_resume_continues_exactly(synthetic32: Path, tmp_path: Path) -> None:
 def test_init_from_and_freeze_through_keep_early_stages_fixed(
     synthetic32: Path, tmp_path: Path
 ) -> None:
-    base = train(_cfg(synthetic32, tmp_path / "base", mode="dual", epochs=1), progress=False)
+    base = train(tiny_config(synthetic32, tmp_path / "base", mode="dual", epochs=1), progress=False)
     tuned = train(
-        _cfg(
+        tiny_config(
             synthetic32,
             tmp_path / "ft",
             mode="standard",

@@ -7,14 +7,14 @@ only once, in the answer that issued it.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from app.auth.passwords import MAX_PASSWORD_LENGTH
 from app.models import User
 from app.services.accounts import users as users_service
-from app.services.accounts.auditlog import AuditPage
+from app.services.accounts.auditlog import AuditEntry, AuditPage
 
 RoleName = Literal["admin", "researcher", "rater"]
 
@@ -94,21 +94,10 @@ class BulkInvitesOut(BaseModel):
     links_csv: str
 
 
-class AuditEventOut(BaseModel):
-    id: int
-    at: dt.datetime
-    actor: str
-    action: str
-    object_type: str
-    object_id: str
-    ip: str
-    detail: dict[str, Any]
-
-
 class AuditPageOut(BaseModel):
     """One page of the audit log, newest first; `actions` lists every action recorded."""
 
-    events: list[AuditEventOut]
+    events: list[AuditEntry]  # the service's row, served as it is
     page: int
     pages: int
     total: int
@@ -117,7 +106,7 @@ class AuditPageOut(BaseModel):
     @classmethod
     def of(cls, page: AuditPage) -> AuditPageOut:
         return cls(
-            events=[AuditEventOut(**vars(e)) for e in page.entries],
+            events=page.entries,
             page=page.page,
             pages=page.pages,
             total=page.total,

@@ -5,10 +5,10 @@ Every arm goes through exactly this code and, via ``app.services.inference``, th
 rendering are applied identically, so two arms' files differ only in what the maps show (and a
 map equals the CLI's, byte for byte, for the same checkpoint and image). Map files get
 random names (never derived from the arm), the raw map is kept at model resolution (float16)
-and the map field (uint8, one fixed size for every map: ``ml.explain.field``) is what raters'
-browsers colour; the heatmap PNG for staff pages is rendered from that field. Images that
-already have a map for this arm and target are skipped, which is what makes a killed job resume
-cheaply.
+and the map field (uint8, one fixed size for every map: ``ml.explain.field``) is what every
+viewer colours, the rater's and the staff preview's alike; no PNG is stored (one is rendered
+from the field on demand where wanted, ``inference.field_png``). Images that already have a
+map for this arm and target are skipped, which is what makes a killed job resume cheaply.
 """
 
 from __future__ import annotations
@@ -171,7 +171,6 @@ def _compute(
     store = Storage(settings.data_dir)
     rows: list[SaliencyMap] = []
     for im, res in zip(images, results, strict=True):
-        heatmap = inference.field_png(res.field_npy, size=(im.height, im.width), colormap=colormap)
         rows.append(
             SaliencyMap(
                 arm_id=plan.arm_id,
@@ -179,7 +178,6 @@ def _compute(
                 target=plan.store_target or plan.target,
                 raw_path=store.put_random("maps", res.raw_npy, ".npy", sync=False),
                 field_path=store.put_random("maps", res.field_npy, ".npy", sync=False),
-                overlay_path=store.put_random("maps", heatmap, ".png", sync=False),
                 prediction={
                     "probs": {names[k]: round(p, 6) for k, p in enumerate(res.probs)},
                     "predicted": names[res.predicted],

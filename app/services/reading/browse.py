@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import Invalid, NotFound
-from app.models import Arm, Image, Rating, Study, Trial, User
+from app.models import Image, Rating, Study, Trial, User
 from app.services.catalog.names import original_name
+from app.services.study.arm_labels import unique_arm_labels
 
 PAGE_SIZE = 100
 FLAGS: dict[str, str] = {
@@ -42,8 +43,14 @@ class TrialFilter:
     flag: str = ""
 
 
+Preference = Literal["left", "right", "none"]
+
+
 @dataclass(frozen=True)
 class BrowsedTrial:
+    """One trial in the researcher's trial browser, unblinded (arm labels, not sides only): the
+    row of the page and of the JSON API alike."""
+
     id: int
     rater: str
     case: int
@@ -55,7 +62,7 @@ class BrowsedTrial:
     right_arm: str
     rated: bool
     scores: dict[str, dict[str, int | None]]  # item → arm label → score
-    preference: str | None  # "left" | "right" | "none" | None
+    preference: Preference | None
     preferred_arm: str | None
     comment: str
     revision: int | None
@@ -72,16 +79,6 @@ class TrialPage:
     raters: list[str]
     arms: dict[int, str]  # arm id → label
     items: list[str]  # Likert item keys
-
-
-def _arm_labels(arms: list[Arm]) -> dict[int, str]:
-    out: dict[int, str] = {}
-    seen: dict[str, int] = {}
-    for arm in arms:
-        base = (arm.label or "").strip() or f"arm {arm.position + 1}"
-        seen[base] = seen.get(base, 0) + 1
-        out[arm.id] = base if seen[base] == 1 else f"{base} ({arm.position + 1})"
-    return out
 
 
 def _likert_keys(study: Study) -> list[str]:
@@ -123,7 +120,7 @@ def browse_trials(db: Session, study_id: int, flt: TrialFilter, page: int = 1) -
     study = db.get(Study, study_id)
     if study is None:
         raise NotFound("No such study.")
-    labels = _arm_labels(list(study.arms))
+    labels = unique_arm_labels(study.arms)  # the export's labels
     if flt.arm is not None and flt.arm not in labels:
         raise Invalid("That arm is not part of this study.")
     items = _likert_keys(study)
@@ -146,7 +143,8 @@ def browse_trials(db: Session, study_id: int, flt: TrialFilter, page: int = 1) -
     for trial, username, source, rating in rows:
         left, right = labels[trial.left_arm_id], labels[trial.right_arm_id]
         scores: dict[str, dict[str, int | None]] = {}
-        pref = rating.preference if rating is not None else None
+        # The column's CHECK constraint holds it to the three answers.
+        pref = cast(Preference | None, rating.preference if rating is not None else None)
         if rating is not None:
             stored = dict(rating.scores or {})
             for n, key in enumerate(shown_items):

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from app.services.reading.browse import TrialPage
-
-
-class BrowsedTrialOut(BaseModel):
-    """One trial in the researcher's trial browser, unblinded (arm labels, not sides only)."""
-
-    id: int
-    rater: str
-    case: int
-    image_file: str
-    position: int
-    is_repeat: bool
-    repeat_of: int | None
-    left_arm: str
-    right_arm: str
-    rated: bool
-    scores: dict[str, dict[str, int | None]]
-    preference: Literal["left", "right", "none"] | None
-    preferred_arm: str | None
-    comment: str
-    revision: int | None
-    rated_at: dt.datetime | None
-    preview_url: str
+from app.services.reading.browse import BrowsedTrial, TrialPage
 
 
 class TrialPageOut(BaseModel):
     """One page (100 trials) of a study's trials, by rater then position."""
 
-    trials: list[BrowsedTrialOut]
+    trials: list[BrowsedTrial]
     page: int
     pages: int
     total: int
@@ -46,7 +23,7 @@ class TrialPageOut(BaseModel):
     @classmethod
     def of(cls, page: TrialPage) -> TrialPageOut:
         return cls(
-            trials=[BrowsedTrialOut(**vars(t)) for t in page.trials],
+            trials=page.trials,
             page=page.page,
             pages=page.pages,
             total=page.total,
@@ -94,6 +71,7 @@ class TrialViewOut(_RaterOut):
     study: TrialStudyOut
     items: list[dict[str, Any]]
     page_url: str
+    viewer_url: str
     image_url: str
     map_a_url: str
     map_b_url: str

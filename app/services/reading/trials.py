@@ -241,6 +241,8 @@ def answer_of(rating: Rating | None) -> dict[str, Any] | None:
 def trial_urls(token: str) -> dict[str, str]:
     return {
         "page_url": f"/t/{token}",
+        # The viewer's description of the trial (app.services.reading.viewer.ViewerSpec).
+        "viewer_url": f"/api/v1/trials/{token}/viewer",
         "image_url": f"/t/{token}/image.png",
         # The viewer's map fields (fixed length and headers for every map of a study): no
         # per-arm rendered PNG is reachable by a rater, its byte size would tell the arms apart.
@@ -269,6 +271,8 @@ def view_of(
     """The one builder of a trial page's view, for the rater's trial and the staff preview
     alike, so the preview cannot drift from what a rater sees. ``position`` is 1-based.
 
+    ``urls`` holds the page's URLs (``page_url``, ``viewer_url``, ``image_url``, ``map_a_url``,
+    ``map_b_url``, ``rating_url``): the rater's by token, the preview's staff ones by trial id.
     ``practice`` labels a practice trial (the rater is told; catch trials are never marked),
     ``case_text`` is the case's clinical history, ``items`` those the trial asks (default all).
     """

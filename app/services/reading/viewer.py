@@ -13,7 +13,9 @@ study's colormap, so per trial it needs three files and one description:
   depends on the arms.
 
 Files are found by the trial's opaque token, its owner and a slot, exactly like the trial's
-other files; another rater's token is "not found".
+other files; another rater's token is "not found". The staff preview
+(``app.services.reading.preview``) finds the same files through the same lookup
+(:func:`slot_file`) by trial id, and describes them with the same :func:`viewer_spec`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
@@ -54,50 +56,76 @@ class ViewerFile:
     media_type: str
 
 
-def viewer_file(db: Session, storage: Storage, rater: User, token: str, slot: str) -> ViewerFile:
-    """The file behind ``/t/{token}/view/{slot}`` for the caller's own trial (open study)."""
-    if slot not in VIEWER_SLOTS or not token or len(token) > 64:
-        raise NotFound("No such file.")
-    owned = (Trial.token == token, Trial.rater_id == rater.id)
+@dataclass(frozen=True)
+class SlotFile:
+    """What a trial's viewer slot holds: its stored file (may be empty) and the study's status."""
+
+    rel: str | None
+    media_type: str
+    status: str
+
+
+def slot_file(db: Session, trial: tuple[ColumnElement[bool], ...], slot: str) -> SlotFile | None:
+    """The stored file behind `slot` of the one trial selected by `trial`; None: no such trial
+    or no map for the slot.
+
+    The one lookup behind the rater's ``/t/{token}/view/{slot}`` and the staff preview's files
+    (which differ only in how the trial is found and in who may see which study), so a preview
+    shows the very file the rater gets: the maps follow the same slot rule (catch trials,
+    issue 15, app.services.reading.slots)."""
+    if slot not in VIEWER_SLOTS:
+        return None
     if slot == "source":
         row = db.execute(
             select(Image.source_path, Image.display_path, Study.status)
             .join(Trial, Trial.image_id == Image.id)
             .join(Study, Study.id == Trial.study_id)
-            .where(*owned)
+            .where(*trial)
         ).first()
         if row is None:
-            raise NotFound("No such file.")
+            return None
         rel, media = (row[0], FIELD_MEDIA_TYPE) if row[0] else (row[1], "image/png")
-        status = row[2]
-    else:
-        # Which arm's map (or its randomised-weights variant) fills the slot: catch trials
-        # differ from their stored arms (issue 15, app.services.reading.slots).
-        found = db.execute(
-            select(Trial.left_arm_id, Trial.right_arm_id, Trial.protocol).where(*owned)
-        ).first()
-        if found is None:
-            raise NotFound("No such file.")
-        arm, variant = slot_map(slot, found[0], found[1], found[2])
-        map_row = db.execute(
-            select(SaliencyMap.field_path, Study.status)
-            .join(Trial, SaliencyMap.image_id == Trial.image_id)
-            .join(Study, Study.id == Trial.study_id)
-            .where(*owned, SaliencyMap.arm_id == arm, variant_clause(variant))
-            .order_by(SaliencyMap.id)
-            .limit(1)
-        ).first()
-        if map_row is None:
-            raise NotFound("No such file.")
-        rel, media, status = map_row[0], FIELD_MEDIA_TYPE, map_row[1]
-    if status not in (StudyStatus.open.value, StudyStatus.closed.value) or not rel:
+        return SlotFile(rel, media, row[2])
+    found = db.execute(
+        select(Trial.left_arm_id, Trial.right_arm_id, Trial.protocol).where(*trial)
+    ).first()
+    if found is None:
+        return None
+    arm, variant = slot_map(slot, found[0], found[1], found[2])
+    map_row = db.execute(
+        select(SaliencyMap.field_path, Study.status)
+        .join(Trial, SaliencyMap.image_id == Trial.image_id)
+        .join(Study, Study.id == Trial.study_id)
+        .where(*trial, SaliencyMap.arm_id == arm, variant_clause(variant))
+        .order_by(SaliencyMap.id)
+        .limit(1)
+    ).first()
+    if map_row is None:
+        return None
+    return SlotFile(map_row[0], FIELD_MEDIA_TYPE, map_row[1])
+
+
+def stored_file(storage: Storage, found: SlotFile) -> ViewerFile:
+    """The slot's file on disk (404 when it was never written or has gone)."""
+    if not found.rel:
         raise NotFound("No such file.")
-    if status != StudyStatus.open.value:
-        raise Conflict("This study is closed; its images are no longer shown.")
-    path = storage.path(rel)
+    path = storage.path(found.rel)
     if not path.is_file():
         raise NotFound("No such file.")
-    return ViewerFile(path, media)
+    return ViewerFile(path, found.media_type)
+
+
+def viewer_file(db: Session, storage: Storage, rater: User, token: str, slot: str) -> ViewerFile:
+    """The file behind ``/t/{token}/view/{slot}`` for the caller's own trial (open study)."""
+    if slot not in VIEWER_SLOTS or not token or len(token) > 64:
+        raise NotFound("No such file.")
+    found = slot_file(db, (Trial.token == token, Trial.rater_id == rater.id), slot)
+    visible = (StudyStatus.open.value, StudyStatus.closed.value)
+    if found is None or found.status not in visible or not found.rel:
+        raise NotFound("No such file.")
+    if found.status != StudyStatus.open.value:
+        raise Conflict("This study is closed; its images are no longer shown.")
+    return stored_file(storage, found)
 
 
 def _dicom_windows(image: Image) -> list[dict[str, Any]]:
@@ -163,8 +191,36 @@ class ViewerSpec(BaseModel):
     next_spec_url: str | None  # the following trial's description, for prefetching
 
 
-def viewer_spec(db: Session, study: Study, trial: Trial, token: str) -> ViewerSpec:
-    """The viewer's description of one trial (URLs by token and slot, presets, colormap)."""
+@dataclass(frozen=True)
+class SpecUrls:
+    """Where a trial's viewer files and the following trial's description are."""
+
+    files: str  # the slots hang under it: {files}/source, {files}/a, {files}/b
+    next_spec_url: str | None  # prefetched while this trial is read
+
+
+def rater_urls(db: Session, trial: Trial, token: str) -> SpecUrls:
+    """The rater's URLs: the trial's token and slot, the next trial's description by token."""
+    following = neighbour_token(db, trial, 1)
+    return SpecUrls(
+        files=f"/t/{token}/view",
+        next_spec_url=f"/api/v1/trials/{following}/viewer" if following else None,
+    )
+
+
+def viewer_spec(
+    db: Session,
+    study: Study,
+    trial: Trial,
+    token: str | None = None,
+    *,
+    urls: SpecUrls | None = None,
+) -> ViewerSpec:
+    """The viewer's description of one trial (presets, colormap, finding), for the rater and
+    the staff preview alike: only the URLs differ. By default the rater's (by ``token``, the
+    trial's own); the staff preview passes its ``urls`` (by trial id)."""
+    if urls is None:
+        urls = rater_urls(db, trial, token or trial.token)
     image = db.get(Image, trial.image_id)
     if image is None:
         raise NotFound("No such trial.")
@@ -175,10 +231,9 @@ def viewer_spec(db: Session, study: Study, trial: Trial, token: str) -> ViewerSp
     if (image.modality or "").upper() == "CT" and image.source_path:
         presets += [WindowPreset(name=n, center=c, width=w) for n, c, w in CT_PRESETS]
     presets.append(WindowPreset(name="Auto (0.5–99.5 %)", auto=True))
-    following = neighbour_token(db, trial, 1)
     return ViewerSpec(
         image=ViewerImage(
-            url=f"/t/{token}/view/source",
+            url=f"{urls.files}/source",
             format="npy" if image.source_path else "png",
             width=image.width,
             height=image.height,
@@ -188,12 +243,12 @@ def viewer_spec(db: Session, study: Study, trial: Trial, token: str) -> ViewerSp
             invert=bool(viewer.get("invert", False)),
             presets=presets,
         ),
-        maps={"a": f"/t/{token}/view/a", "b": f"/t/{token}/view/b"},
+        maps={"a": f"{urls.files}/a", "b": f"{urls.files}/b"},
         field_size=FIELD_SIZE,
         colormap=spec.colormap,
         opacity=spec.opacity,
         finding=_finding(study, image, spec),
-        next_spec_url=f"/api/v1/trials/{following}/viewer" if following else None,
+        next_spec_url=urls.next_spec_url,
     )
 
 

@@ -21,9 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.models import Arm, Checkpoint, Image, Rating, Study, StudyImage, StudyRater, Trial, User
+from app.models import Checkpoint, Image, Rating, Study, StudyImage, StudyRater, Trial, User
 from app.services.catalog.names import original_name
 from app.services.reading.answers import FLAG_KEY
+from app.services.study.arm_labels import unique_arm_labels
 from app.services.study.spec import rating_items
 
 
@@ -74,17 +75,6 @@ class StudySnapshot:
         return f"radsal-study-{self.study['id']}"
 
 
-def _unique_labels(arms: list[Arm]) -> dict[int, str]:
-    """Arm labels as shown to researchers, made unique (stats key on them)."""
-    out: dict[int, str] = {}
-    seen: dict[str, int] = {}
-    for arm in arms:
-        base = (arm.label or "").strip() or f"arm {arm.position + 1}"
-        seen[base] = seen.get(base, 0) + 1
-        out[arm.id] = base if seen[base] == 1 else f"{base} ({arm.position + 1})"
-    return out
-
-
 def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat() if value is not None else None
 
@@ -109,7 +99,7 @@ def load_snapshot(db: Session, study_id: int) -> StudySnapshot:
     if study is None:
         raise NotFound(f"Study {study_id} does not exist.")
     arms = list(study.arms)
-    labels = _unique_labels(arms)
+    labels = unique_arm_labels(arms)  # the stats key on them
     ckpts = {
         c.id: c
         for c in db.scalars(

@@ -133,27 +133,21 @@ def delete_draft(db: Session, study: Study, actor: User | None) -> list[str]:
     arm_ids = [a.id for a in study.arms]
     files: list[str] = []
     if arm_ids:
-        for raw, overlay in db.execute(
-            select(SaliencyMap.raw_path, SaliencyMap.overlay_path).where(
+        for raw, field in db.execute(
+            select(SaliencyMap.raw_path, SaliencyMap.field_path).where(
                 SaliencyMap.arm_id.in_(arm_ids)
             )
         ):
-            files += [raw, overlay]
-    shared = set()
+            files += [raw, field]
+    shared: set[str] = set()
     if files:
-        shared = set(
-            db.scalars(
-                select(SaliencyMap.raw_path).where(
-                    SaliencyMap.raw_path.in_(files), SaliencyMap.arm_id.not_in(arm_ids)
+        # A file another study's map still points at stays (defensive: map files are per arm).
+        for column in (SaliencyMap.raw_path, SaliencyMap.field_path):
+            shared |= set(
+                db.scalars(
+                    select(column).where(column.in_(files), SaliencyMap.arm_id.not_in(arm_ids))
                 )
             )
-        ) | set(
-            db.scalars(
-                select(SaliencyMap.overlay_path).where(
-                    SaliencyMap.overlay_path.in_(files), SaliencyMap.arm_id.not_in(arm_ids)
-                )
-            )
-        )
     audit.record(
         db,
         actor=actor,
