@@ -13,6 +13,7 @@ import io
 import secrets
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -299,3 +300,32 @@ def rating_payload(**overrides: object) -> dict[str, object]:
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
+
+
+def builder_form(study: Study, **over: Any) -> dict[str, Any]:
+    """The study builder's form fields for a valid two-arm draft on ``study``'s arms and
+    images (an open study made by :func:`make_open_study` serves as the catalogue)."""
+    arms = study.arms
+    form: dict[str, Any] = {
+        "name": "Builder study",
+        "instructions": "Look.",
+        "image_ids": [str(si.image_id) for si in study.images],
+        "raters": [],
+        "arm0_checkpoint": str(arms[0].checkpoint_id),
+        "arm0_method": "gradient",
+        "arm1_checkpoint": str(arms[1].checkpoint_id),
+        "arm1_route": "clean",
+        "arm1_method": "gradient",
+        "seed": "1",
+        "repeat_fraction": "0",
+        "target": "predicted",
+        "postprocess": "clip_std",
+        "colormap": "hot",
+        "opacity": "0.5",
+        "item_question": "Useful?",
+        "item_scale": "5",
+        "item_anchor_low": "No",
+        "item_anchor_high": "Yes",
+    }
+    form.update(over)
+    return form

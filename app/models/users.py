@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
@@ -23,7 +23,10 @@ ROLES: tuple[str, ...] = tuple(r.value for r in Role)
 
 class User(CreatedAt, Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(enum_check("role", ROLES), name="ck_users_role"),)
+    __table_args__ = (
+        CheckConstraint(enum_check("role", ROLES), name="ck_users_role"),
+        UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_users_oidc_identity"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
@@ -33,6 +36,11 @@ class User(CreatedAt, Base):
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Single sign-on identity (OpenID Connect Core 5.7: only the issuer and `sub` together
+    # name an end user stably; the username claim can be edited by the user at many
+    # providers). Both None for local accounts and for accounts not yet used with SSO.
+    oidc_issuer: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     sessions: Mapped[list[AuthSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True

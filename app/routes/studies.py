@@ -12,8 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth.deps import Csrf, DbSession, StaffUser
-from app.errors import Conflict, DomainError
+from app.errors import Conflict, DomainError, Invalid
 from app.ids import DbId
+from app.models import Study
 from app.services import inference
 from app.services.catalog import checkpoints as ckpt_service
 from app.services.catalog import images as image_service
@@ -81,6 +82,51 @@ def _protocol_from_form(form: Mapping[str, Any], text: Any) -> dict[str, Any]:
     }
 
 
+# The builder's and the draft page's labels for the analyses the spec accepts (PRIMARY_ANALYSES).
+ANALYSIS_NAMES = {
+    "or_mrmc": "OR-MRMC of the mean score difference (readers and cases random)",
+    "clmm": "CLMM odds ratio, Likert scores as ordinal (needs R)",
+    "vgc": "AUC_VGC with a two-way bootstrap CI",
+    "wilcoxon_case_means": "Wilcoxon signed-rank test on per-case mean differences",
+    "wilcoxon": "Wilcoxon signed-rank test on rater × case differences (readers fixed)",
+    "lmm": "Linear mixed model arm effect",
+}
+
+
+def plan_typed(form: Mapping[str, Any]) -> dict[str, str]:
+    """The pre-registration fields exactly as typed (a refused form shows them back so)."""
+    keys = ("primary_analysis", "alpha", "item")
+    return {k: v.strip() if isinstance(v := form.get(f"plan_{k}"), str) else "" for k in keys}
+
+
+def plan_from_form(form: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The "Pre-registration" fields as an ``analysis_plan`` (None when all are left blank).
+
+    Nothing is checked here: the spec validates the plan exactly as it does for the API (an
+    alpha that is not a number is passed on as typed, for the spec to refuse in its words)."""
+    analysis, alpha, item = plan_typed(form).values()
+    if not (analysis or alpha or item):
+        return None
+    plan: dict[str, Any] = {"primary_analysis": analysis, "item": item or None}
+    if alpha:
+        try:
+            plan["alpha"] = float(alpha)
+        except ValueError:
+            plan["alpha"] = alpha
+    return plan
+
+
+def plan_choices(items: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """What the pre-registration fields offer: the analyses the spec accepts and the Likert
+    items (of ``items``, the study's rating items) a plan may name."""
+    likert = [i["key"] for i in defaults.rating_items(items) if i["kind"] == "likert"]
+    analyses = [(a, ANALYSIS_NAMES.get(a, a)) for a in defaults.PRIMARY_ANALYSES]
+    return {"analyses": analyses, "likert_keys": likert}
+
+
+BUILDER_LIKERT = "highlight"  # the key of the one Likert item the builder writes
+
+
 def spec_from_form(form: Mapping[str, Any], getlist: Any) -> dict[str, Any]:
     """Turn the builder's fields into a StudySpec-shaped dict (validation happens later)."""
 
@@ -109,7 +155,7 @@ def spec_from_form(form: Mapping[str, Any], getlist: Any) -> dict[str, Any]:
         )
     items: list[dict[str, Any]] = [
         {
-            "key": "highlight",
+            "key": BUILDER_LIKERT,
             "kind": "likert",
             "question": text("item_question") or defaults.DEFAULT_LIKERT_QUESTION,
             "scale": int(number("item_scale", defaults.DEFAULT_SCALE)),
@@ -132,6 +178,7 @@ def spec_from_form(form: Mapping[str, Any], getlist: Any) -> dict[str, Any]:
         "allow_back": bool(form.get("allow_back")),
         "items": items,
         "protocol": _protocol_from_form(form, text),
+        "analysis_plan": plan_from_form(form),
         "saliency": {
             "target": text("target") or defaults.DEFAULT_TARGET,
             "postprocess": text("postprocess") or defaults.DEFAULT_POSTPROCESS,
@@ -152,12 +199,14 @@ def _builder(
     modality: str = "",
     errors: object = None,
     editing: Any = None,
+    plan_values: dict[str, Any] | None = None,
 ) -> Response:
     return render(
         request,
         "studies/new.html",
         {
             "values": values or {},
+            "plan_values": plan_values or (values or {}).get("analysis_plan") or {},
             "errors": field_errors(errors),
             "editing": editing,
             "checkpoints": ckpt_service.list_checkpoints(db),
@@ -176,6 +225,7 @@ def _builder(
             "default_scale": defaults.DEFAULT_SCALE,
             "flash": flash,
             "flash_kind": "error",
+            "plan": plan_choices([{"key": BUILDER_LIKERT, "kind": "likert"}]),
         },
         status_code=status_code,
     )
@@ -211,7 +261,7 @@ async def study_create_form(request: Request, db: DbSession, user: StaffUser) ->
     except DomainError as exc:  # validation precedes every write: nothing to undo
         return _builder(
             request, db, values=values, flash=_problems(exc), errors=exc.details,
-            status_code=exc.status_code,
+            status_code=exc.status_code, plan_values=plan_typed(form),
         )  # fmt: skip
     return RedirectResponse(f"/studies/{study.id}?done=created", status_code=303)
 
@@ -235,6 +285,7 @@ def _section_of(msg: str) -> str:
     """Where a whole-study problem (no field of its own) is shown: the section it names."""
     text = msg.lower()
     for word, section in (
+        ("analysis_plan", "analysis_plan"),
         ("arm", "arms"),
         ("image", "image_ids"),
         ("rater", "raters"),
@@ -275,7 +326,7 @@ async def study_edit_form(
     except DomainError as exc:  # update_study validates before it rebuilds anything
         return _builder(
             request, db, values=values, flash=_problems(exc), errors=exc.details,
-            editing=study, status_code=exc.status_code,
+            editing=study, status_code=exc.status_code, plan_values=plan_typed(form),
         )  # fmt: skip
     return RedirectResponse(f"/studies/{study.id}?done=edited", status_code=303)
 
@@ -289,6 +340,8 @@ FLASH = {
     "raters": "Raters added; their trials follow the study's design.",
     "cloned": "A new draft with the same design. Check it, then generate its maps.",
     "edited": "Draft saved; its trial design was rebuilt.",
+    "planned": "Analysis plan pre-registered; it is fixed once the study opens.",
+    "unplanned": "Analysis plan withdrawn: the study has no pre-registered primary analysis.",
 }
 
 
@@ -296,7 +349,41 @@ FLASH = {
 def study_page(
     request: Request, db: DbSession, _user: StaffUser, study_id: DbId, done: str = ""
 ) -> Response:
+    return _detail(request, db, service.get_study(db, study_id), flash=FLASH.get(done))
+
+
+@router.post("/studies/{study_id}/plan", dependencies=[Csrf], include_in_schema=False)
+async def study_plan_form(
+    request: Request, db: DbSession, user: StaffUser, study_id: DbId
+) -> Response:
+    """Pre-register (or change, or withdraw) a draft's analysis plan from its page: the same
+    service call as ``PATCH {"analysis_plan": …}``, so the same checks and the same refusal
+    once the study has left draft."""
     study = service.get_study(db, study_id)
+    form = await request.form()
+    plan = plan_from_form(form)
+    try:
+        service.update_study(db, study, {"analysis_plan": plan}, user)
+    except Invalid as exc:  # checked before anything is written
+        return _detail(
+            request, db, study, flash=_problems(exc), flash_kind="error",
+            plan_values=plan_typed(form), plan_errors=exc.details, status_code=exc.status_code,
+        )  # fmt: skip
+    return _action_response(study_id, "planned" if plan is not None else "unplanned")
+
+
+def _detail(
+    request: Request,
+    db: DbSession,
+    study: Study,
+    *,
+    flash: str | None = None,
+    flash_kind: str = "ok",
+    plan_values: dict[str, Any] | None = None,
+    plan_errors: object = None,
+    status_code: int = 200,
+) -> Response:
+    """The study page; a refused plan comes back in its form with the typed values kept."""
     info = service.study_json(db, study)
     job = service.latest_job(db, study)
     first_trial = preview.first_trial(db, study)
@@ -313,11 +400,15 @@ def study_page(
             "maps_ready": info["maps"]["done"] >= info["maps"]["total"] > 0,
             "status_label": live.study_live(db, study).status_label,
             "first_trial": first_trial,
-            "flash": FLASH.get(done),
-            "flash_kind": "ok",
+            "flash": flash,
+            "flash_kind": flash_kind,
             "quality": quality_service.study_quality(db, study.id),
             "protocol_qc": protocol_service.study_protocol(db, study.id),  # issue 15
+            "plan": plan_choices(study.items),
+            "plan_values": (info["analysis_plan"] or {}) if plan_values is None else plan_values,
+            "plan_errors": field_errors(plan_errors),
         },
+        status_code=status_code,
     )
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 15:37:39.686389
+Create Date: 2026-12-03 16:30:29.010713
 """
 
 from collections.abc import Sequence
@@ -29,9 +29,12 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.String(length=255), nullable=True),
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('last_login_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('oidc_issuer', sa.String(length=512), nullable=True),
+    sa.Column('oidc_subject', sa.String(length=255), nullable=True),
     sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("role IN ('admin', 'researcher', 'rater')", name='ck_users_role'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('oidc_issuer', 'oidc_subject', name='uq_users_oidc_identity')
     )
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_users_username'), ['username'], unique=True)

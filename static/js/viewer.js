@@ -448,24 +448,19 @@
     ctx.putImageData(px, 0, 0);
   }
 
+  // "?renderer=canvas2d" (or webgl2, no-software-gl) on the page the rater opened; read once,
+  // since swapped trials replace the address without it.
+  const RENDERER = new URLSearchParams(location.search).get("renderer") || "auto";
   function rendererChoice() {
-    return new URLSearchParams(location.search).get("renderer") || "auto";
+    return RENDERER;
   }
 
   /* ------------------------------------------------------------------ trial data */
   /* A trial's description and its decoded image and maps, by the description's URL: loaded
-     once, kept for the current and the next trial only. The next trial's entry is filled while the rater reads,
-     so moving on draws from memory. The description also goes to sessionStorage, so an
-     ordinary page load of that trial (a fallback) finds it without asking again. */
+     once, kept for the current and the next trial only. The next trial's entry is filled
+     while the rater reads, so moving on draws from memory. (A page load needs no stored
+     copy: every trial page carries its own description.) */
   const trialCache = new Map();
-
-  function specKey(url) {
-    return "radsal:viewer-spec:" + url;
-  }
-
-  function storedSpec(url) {
-    try { return JSON.parse(sessionStorage.getItem(specKey(url)) || "null"); } catch (err) { return null; }
-  }
 
   function fetchJson(url) {
     return fetch(url, { credentials: "same-origin" }).then((r) => {
@@ -483,8 +478,7 @@
   function trialData(specUrl, embedded) {
     let hit = trialCache.get(specUrl);
     if (!hit) {
-      const known = embedded || storedSpec(specUrl);
-      const specP = known ? Promise.resolve(known) : fetchJson(specUrl);
+      const specP = embedded ? Promise.resolve(embedded) : fetchJson(specUrl);
       const dataP = specP.then((s) => Promise.all([
         RadViewer.loadImage(s.image), RadViewer.loadField(s.maps.a), RadViewer.loadField(s.maps.b),
       ]));
@@ -498,11 +492,7 @@
   function prefetch(url) {
     for (const key of trialCache.keys()) if (key !== cfg.viewerUrl) trialCache.delete(key);
     if (!url) return;
-    const hit = trialData(url);
-    hit.spec.then((s) => {
-      try { sessionStorage.setItem(specKey(url), JSON.stringify(s)); } catch (err) { /* full */ }
-    }).catch(() => {});
-    hit.data.catch(() => {});
+    trialData(url).data.catch(() => {}); // a failure here is retried when the trial is shown
     // The localise item draws on a rater trial's display PNG: warm the HTTP cache for it too.
     const rater = /^\/api\/v1\/trials\/([\w-]+)\/viewer$/.exec(url);
     if (rater && $(".localise")) fetch(`/t/${rater[1]}/image.png`, { credentials: "same-origin" }).catch(() => {});
@@ -756,6 +746,8 @@
       document.dispatchEvent(new CustomEvent("radsal:trial", { detail: { token: cfg.token } }));
       startTrial();
       showTrialData(data[0], data[1]);
+      // Screen readers hear that the page moved on (no page load tells them).
+      $("#trial-announce").textContent = $("#trial-counter").textContent.trim() + ": ready.";
       moving = false;
     } catch (err) {
       window.location.assign(url);

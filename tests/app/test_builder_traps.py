@@ -10,34 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.models import Study, User
-from tests.factories import make_open_study
-
-
-def _form(study: Study, **over: Any) -> dict[str, Any]:
-    arms = study.arms
-    form: dict[str, Any] = {
-        "name": "Builder study",
-        "instructions": "Look.",
-        "image_ids": [str(si.image_id) for si in study.images],
-        "raters": [],
-        "arm0_checkpoint": str(arms[0].checkpoint_id),
-        "arm0_method": "gradient",
-        "arm1_checkpoint": str(arms[1].checkpoint_id),
-        "arm1_route": "clean",
-        "arm1_method": "gradient",
-        "seed": "1",
-        "repeat_fraction": "0",
-        "target": "predicted",
-        "postprocess": "clip_std",
-        "colormap": "hot",
-        "opacity": "0.5",
-        "item_question": "Useful?",
-        "item_scale": "5",
-        "item_anchor_low": "No",
-        "item_anchor_high": "Yes",
-    }
-    form.update(over)
-    return form
+from tests.factories import builder_form, make_open_study
 
 
 def test_every_problem_is_listed_at_once_by_its_field(
@@ -47,7 +20,8 @@ def test_every_problem_is_listed_at_once_by_its_field(
     base = make_open_study(db, settings.data_dir, raters=[rater], n_images=2, size=16)
     session = login(make_user("researcher"))
     r = session.post_form(
-        "/studies/new", _form(base, raters=["ghost-reader", "builder-reader"], image_ids=["999999"])
+        "/studies/new",
+        builder_form(base, raters=["ghost-reader", "builder-reader"], image_ids=["999999"]),
     )
     assert r.status_code == 422
     assert 'id="builder-errors"' in r.text
@@ -79,21 +53,22 @@ def test_a_draft_opens_in_the_builder_and_saves(
     rater = make_user("rater", "draft-reader")
     base = make_open_study(db, settings.data_dir, raters=[rater], n_images=2, size=16)
     session = login(make_user("researcher"))
-    created = session.post_form("/studies/new", _form(base, raters=["draft-reader"]))
+    created = session.post_form("/studies/new", builder_form(base, raters=["draft-reader"]))
     assert created.status_code == 303, created.text
     study_id = int(created.headers["location"].split("/")[2].split("?")[0])
     edit = session.client.get(f"/studies/{study_id}/edit")
     assert edit.status_code == 200 and 'value="Builder study"' in edit.text
     assert f'action="/studies/{study_id}/edit"' in edit.text
     saved = session.post_form(
-        f"/studies/{study_id}/edit", _form(base, name="Renamed draft", raters=["draft-reader"])
+        f"/studies/{study_id}/edit",
+        builder_form(base, name="Renamed draft", raters=["draft-reader"]),
     )
     assert saved.status_code == 303
     db.expire_all()
     study = db.get(Study, study_id)
     assert study is not None and study.name == "Renamed draft"
     refused = session.post_form(
-        f"/studies/{study_id}/edit", _form(base, name="Bad", raters=["nobody-at-all"])
+        f"/studies/{study_id}/edit", builder_form(base, name="Bad", raters=["nobody-at-all"])
     )
     assert refused.status_code == 422 and "Unknown rater" in refused.text
     db.expire_all()

@@ -9,12 +9,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.models import AuditEvent, User
+from app.models import AuditEvent, AuthSession, User
 from tests.app.conftest import TEST_PASSWORD
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
 
@@ -127,6 +128,88 @@ def test_a_forged_state_is_refused(client: TestClient, provider: Provider) -> No
     assert refused.status_code == 403 and "does not match" in refused.text
 
 
+def _who(client: TestClient) -> str:
+    """The account a client is logged in as, as the page header shows it ("name · role")."""
+    page = client.get("/rate")
+    assert page.status_code == 200, page.status_code
+    who = page.text.split('<div class="who">')[1]
+    return who.split('<span class="muted">')[1].split("</span>")[0]
+
+
+def _events(db: Session, action: str) -> list[AuditEvent]:
+    return list(db.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+def test_a_returning_user_is_found_by_issuer_and_subject(
+    client: TestClient, provider: Provider, db: Session
+) -> None:
+    provider.login_as(sub="s-1", preferred_username="back.again", name="Back", groups=["readers"])
+    assert _sso(client).status_code == 303
+    user = db.scalar(select(User).where(User.username == "back.again"))
+    assert user is not None
+    assert (user.oidc_issuer, user.oidc_subject) == (provider.url, "s-1")
+    client.cookies.clear()
+    provider.login_as(sub="s-1", preferred_username="back.again", groups=["readers"])
+    assert _sso(client).status_code == 303
+    assert _who(client) == "Back · rater"
+    assert db.scalar(select(func.count(User.id))) == 1
+    assert len(_events(db, "user.created")) == 1
+    logins = _events(db, "login")
+    assert [e.object_id for e in logins] == [str(user.id)] * 2
+    assert all(e.detail["iss"] == provider.url and e.detail["sub"] == "s-1" for e in logins)
+
+
+@pytest.mark.parametrize("claimed", ["dr.victim", "DR.Victim"])
+def test_another_identity_with_the_same_username_is_refused(
+    client: TestClient, app: FastAPI, provider: Provider, db: Session, claimed: str
+) -> None:
+    """User X sets their editable username claim to Y's: refused, Y's session untouched."""
+    provider.login_as(sub="victim-sub", preferred_username="dr.victim", name="Victim",
+                      groups=["readers"])  # fmt: skip
+    assert _sso(client).status_code == 303
+    victim = db.scalar(select(User).where(User.username == "dr.victim"))
+    assert victim is not None
+    with TestClient(app, base_url="http://testserver") as attacker:
+        provider.login_as(sub="attacker-sub", preferred_username=claimed, groups=["rad-admins"])
+        refused = _sso(attacker)
+        assert refused.status_code == 403
+        assert "belongs to another single sign-on identity" in refused.text
+        assert attacker.get("/rate", follow_redirects=False).status_code in (303, 401)
+    # The victim is still logged in, with their role; nothing was revoked or rebound.
+    assert _who(client) == "Victim · rater"
+    db.refresh(victim)
+    assert victim.role == "rater" and victim.oidc_subject == "victim-sub"
+    sessions = list(db.scalars(select(AuthSession).where(AuthSession.user_id == victim.id)))
+    assert len(sessions) == 1 and sessions[0].revoked_at is None
+    (event,) = _events(db, "login.refused")
+    assert event.object_id == str(victim.id) and event.detail["sub"] == "attacker-sub"
+    assert event.detail["reason"] == "bound_to_another_identity"
+    assert [e.detail["sub"] for e in _events(db, "login")] == ["victim-sub"]
+
+
+def test_a_username_renamed_at_the_provider_keeps_the_account(
+    client: TestClient, app: FastAPI, provider: Provider, db: Session
+) -> None:
+    provider.login_as(sub="y-sub", preferred_username="dr.y", name="Y", groups=["rad-admins"])
+    assert _sso(client).status_code == 303
+    client.cookies.clear()
+    provider.login_as(sub="x-sub", preferred_username="dr.x", name="X", groups=["readers"])
+    assert _sso(client).status_code == 303
+    x = db.scalar(select(User).where(User.username == "dr.x"))
+    assert x is not None
+    for new_name in ("dr.x-renamed", "dr.y"):  # a fresh name, then somebody else's
+        client.cookies.clear()
+        provider.login_as(sub="x-sub", preferred_username=new_name, groups=["readers"])
+        assert _sso(client).status_code == 303
+        assert _who(client) == "X · rater"  # X's own account, under its radsal username
+        last = _events(db, "login")[-1]
+        assert last.object_id == str(x.id) and last.detail["claimed_username"] == new_name
+    db.refresh(x)
+    assert x.username == "dr.x"
+    assert db.scalar(select(User).where(User.username == "dr.x-renamed")) is None
+    assert db.scalar(select(func.count(User.id))) == 2
+
+
 class TestAdminAssignedRoles:
     """Without a role claim an admin decides: unknown users are refused until added."""
 
@@ -151,6 +234,27 @@ class TestAdminAssignedRoles:
         # The claim is ignored without RADSAL_OIDC_ROLE_CLAIM: still a rater.
         assert client.get("/rate").status_code == 200
         assert client.get("/admin").status_code == 403
+
+    def test_an_account_an_admin_created_is_bound_on_its_first_login(
+        self, client: TestClient, provider: Provider, db: Session, make_user: Callable[..., User]
+    ) -> None:
+        user = make_user("rater", username="pre.made", password=None)
+        assert user.oidc_subject is None
+        provider.login_as(sub="p-1", preferred_username="pre.made")
+        assert _sso(client).status_code == 303
+        db.refresh(user)
+        assert (user.oidc_issuer, user.oidc_subject) == (provider.url, "p-1")
+        (bound,) = _events(db, "user.oidc_bound")
+        assert bound.object_id == str(user.id) and bound.detail["sub"] == "p-1"
+        # From now on only that identity gets in, whatever username it claims.
+        client.cookies.clear()
+        provider.login_as(sub="p-2", preferred_username="pre.made")
+        refused = _sso(client)
+        assert refused.status_code == 403 and "another single sign-on identity" in refused.text
+        provider.login_as(sub="p-1", preferred_username="someone.else")
+        assert _sso(client).status_code == 303
+        assert client.get("/rate").status_code == 200
+        assert len(_events(db, "user.oidc_bound")) == 1
 
 
 def test_sso_routes_are_404_when_not_configured(tmp_path: Path) -> None:

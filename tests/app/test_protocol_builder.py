@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.models import Study, Trial, User
-from tests.app.test_builder_traps import _form
-from tests.factories import make_open_study
+from tests.factories import builder_form, make_open_study
 
 
 def test_builder_creates_a_study_with_protocol_items_and_options(
@@ -23,7 +22,7 @@ def test_builder_creates_a_study_with_protocol_items_and_options(
     base = make_open_study(db, settings.data_dir, raters=raters[:1], n_images=8, size=16)
     ids = [si.image_id for si in base.images]
     session = login(make_user("researcher"))
-    form = _form(
+    form = builder_form(
         base,
         raters=[r.username for r in raters],
         item_preference="1",

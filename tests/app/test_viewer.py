@@ -90,10 +90,14 @@ def test_every_map_of_a_generated_study_has_one_length_header_and_metadata(
             assert res.status_code == 200, res.text
             spec = res.json()
             text = res.text.replace(trial.token, "TOKEN")
-            assert not forbidden.search(text), text
             following = spec["next_spec_url"]
+            if following is not None:  # random tokens may spell "sha" or "arm" by chance
+                text = text.replace(following, "/api/v1/trials/NEXT/viewer")
+            assert not forbidden.search(text), text
             assert following is None or re.fullmatch(r"/api/v1/trials/[\w-]+/viewer", following)
-            by_image.setdefault(trial.image_id, set()).add(text.replace(f'"{following}"', "null"))
+            by_image.setdefault(trial.image_id, set()).add(
+                text.replace('"/api/v1/trials/NEXT/viewer"', "null")
+            )
             assert spec["maps"] == {
                 "a": f"/t/{trial.token}/view/a",
                 "b": f"/t/{trial.token}/view/b",

@@ -73,6 +73,7 @@ def test_save_swaps_the_next_trial_into_the_open_page(
     assert page.title().startswith("Trial 2 of 4")
     assert "Trial 2 of 4" in page.inner_text("#trial-counter")
     assert page.get_attribute("#trial", "data-token") == tokens[1]
+    assert page.inner_text("#trial-announce") == "Trial 2 of 4: ready."  # for screen readers
     assert page.locator("#rating-form input:checked").count() == 0  # a fresh form
     assert page.is_disabled("#submit-button")
     assert "Still needed" in page.inner_text("#missing")
@@ -145,7 +146,9 @@ def test_magnifier_shows_the_viewport_enlarged_from_the_full_image(
     assert abs(float(info["y"]) - (port["cy"] + 5 / fit)) < 0.6
 
     # Its pixels are the viewport's pixels, enlarged: sample the loupe on a grid and compare
-    # each sample with the viewport's pixel at the same image point.
+    # each sample with the viewport's pixels around the same image point (a sample that falls
+    # on an image pixel's edge may round to either side). The image is noise, so a wrong scale
+    # or centre matches almost nowhere.
     lp = read_canvas(page, "#loupe")
     vp = read_canvas(page, ".vp[data-slot=a] canvas")
     lgrey, vgrey = grey(lp), grey(vp)
@@ -153,12 +156,14 @@ def test_magnifier_shows_the_viewport_enlarged_from_the_full_image(
     agree = total = 0
     for dy in range(-60, 61, 20):
         for dx in range(-60, 61, 20):
-            ix, iy = x0 + dx / scale, y0 + dy / scale  # the image point under the loupe pixel
-            vx = round(vp["w"] / 2 + (ix - port["cx"]) * fit - 0.5)
-            vy = round(vp["h"] / 2 + (iy - port["cy"]) * fit - 0.5)
+            ix, iy = x0 + (dx + 0.5) / scale, y0 + (dy + 0.5) / scale  # under that loupe pixel
+            vx = int(vp["w"] / 2 + (ix - port["cx"]) * fit)
+            vy = int(vp["h"] / 2 + (iy - port["cy"]) * fit)
+            near = vgrey[vy - 1 : vy + 2, vx - 1 : vx + 2].astype(int)
+            here = int(lgrey[lp["h"] // 2 + dy, lp["w"] // 2 + dx])
             total += 1
-            agree += abs(int(lgrey[lp["h"] // 2 + dy, lp["w"] // 2 + dx]) - int(vgrey[vy, vx])) <= 2
-    assert agree >= 0.8 * total, (agree, total)
+            agree += int(np.abs(near - here).min() <= 2)
+    assert agree >= 0.9 * total, (agree, total)
     assert float(np.std(lgrey[60:180, 60:180])) > 0  # it shows the image, not a blank disc
 
     page.mouse.move(5, 5)  # off the viewports: the loupe goes away

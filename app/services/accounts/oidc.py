@@ -2,7 +2,13 @@
 
 The hospital's identity provider proves who the user is; radsal decides what they may do:
 
-- the username is the ID token's `RADSAL_OIDC_USERNAME_CLAIM` (default `preferred_username`);
+- an account is bound to the provider's (iss, sub) pair, the only stable name of an end user
+  (OpenID Connect Core 5.7), at its first SSO login; later logins find it by that pair, so a
+  user who changes their editable username claim at the provider neither loses their account
+  (its radsal username stays as it was) nor lands in somebody else's: a username whose account
+  is bound to another (iss, sub) is refused;
+- the username is the ID token's `RADSAL_OIDC_USERNAME_CLAIM` (default `preferred_username`),
+  used to name a new account and to find an account an admin created, not yet bound;
 - with `RADSAL_OIDC_ROLE_CLAIM` set, the role comes from that claim (a string or a list, mapped
   by `RADSAL_OIDC_ROLE_MAP`; the highest role named wins) at every login, and a user the claim
   gives no radsal role is refused;
@@ -197,7 +203,17 @@ def role_from_claims(settings: Settings, claims: dict[str, Any]) -> str | None:
     return max(known, key=ROLE_RANK.__getitem__) if known else None
 
 
-def _account(db: Session, settings: Settings, claims: dict[str, Any], ip: str) -> User:
+def _identity(claims: dict[str, Any]) -> tuple[str, str]:
+    """The (iss, sub) pair: the only stable name of an end user (OpenID Connect Core 5.7)."""
+    issuer, subject = claims.get("iss"), claims.get("sub")
+    if not isinstance(issuer, str) or not issuer or len(issuer) > 512:
+        raise Forbidden("The single sign-on ID token names no usable issuer.")
+    if not isinstance(subject, str) or not subject or len(subject) > 255:
+        raise Forbidden("The single sign-on ID token names no usable subject ('sub').")
+    return issuer, subject
+
+
+def _claimed_username(settings: Settings, claims: dict[str, Any]) -> str:
     raw_name = claims.get(settings.oidc_username_claim)
     if not isinstance(raw_name, str) or not raw_name:
         raise Forbidden(
@@ -205,19 +221,49 @@ def _account(db: Session, settings: Settings, claims: dict[str, Any], ip: str) -
             "ask your administrator."
         )
     try:
-        username = validate_username(raw_name)
+        return validate_username(raw_name)
     except Invalid:
         raise Forbidden(
             f"{raw_name!r} cannot be a radsal username; ask your administrator."
         ) from None
+
+
+def _local_account(username: str) -> Forbidden:
+    return Forbidden(
+        f"{username!r} is a local account: log in with its password, not single sign-on."
+    )
+
+
+def _account(db: Session, settings: Settings, claims: dict[str, Any], ip: str) -> User:
+    """The radsal account for a verified ID token. Every refusal comes before any account change.
+
+    An account is found by (iss, sub) first. Only an account not yet bound to any identity is
+    looked up by the username claim, and the first login binds it; an account bound to another
+    identity is refused, so a user who renames themselves at the provider cannot become
+    someone else, and one who is renamed keeps their account (and its radsal username)."""
+    issuer, subject = _identity(claims)
+    user = db.scalar(select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject))
+    username = user.username if user is not None else _claimed_username(settings, claims)
+    if user is None:
+        user = db.scalar(select(User).where(func.lower(User.username) == username.lower()))
+        if user is not None and user.password_hash is None and user.oidc_subject is not None:
+            audit.record(
+                db, actor=None, action="login.refused", object_type="user", object_id=user.id,
+                subject=username, ip=ip,
+                detail={"method": "oidc", "reason": "bound_to_another_identity",
+                        "iss": issuer, "sub": subject},
+            )  # fmt: skip
+            raise Forbidden(
+                f"The radsal account {username!r} belongs to another single sign-on identity; "
+                "ask an admin."
+            )
+    if user is not None and user.password_hash is not None:
+        raise _local_account(user.username)
     claimed_role = role_from_claims(settings, claims) if settings.oidc_role_claim else None
     if settings.oidc_role_claim and claimed_role is None:
         raise Forbidden(f"Your sign-on account {username!r} has no radsal role; ask for one.")
-    user = db.scalar(select(User).where(func.lower(User.username) == username.lower()))
-    if user is not None and user.password_hash is not None:
-        raise Forbidden(
-            f"{username!r} is a local account: log in with its password, not single sign-on."
-        )
+    if user is not None and not user.is_active:
+        raise Forbidden("This account is deactivated; ask an admin.")
     if user is None:
         role = claimed_role or settings.oidc_default_role
         if not role:
@@ -229,21 +275,29 @@ def _account(db: Session, settings: Settings, claims: dict[str, Any], ip: str) -
             shown = validate_display_name(str(name))
         except Invalid:
             shown = ""
-        user = User(username=username, display_name=shown, role=role, password_hash=None)
+        user = User(
+            username=username, display_name=shown, role=role, password_hash=None,
+            oidc_issuer=issuer, oidc_subject=subject,
+        )  # fmt: skip
         db.add(user)
         db.flush()
         audit.record(
             db, actor=None, action="user.created", object_type="user", object_id=user.id,
-            detail={"username": username, "role": role, "via": "oidc"}, ip=ip,
+            detail={"username": username, "role": role, "via": "oidc",
+                    "iss": issuer, "sub": subject}, ip=ip,
         )  # fmt: skip
-    elif claimed_role is not None and claimed_role != user.role:
+    elif user.oidc_subject is None:
+        user.oidc_issuer, user.oidc_subject = issuer, subject
+        audit.record(
+            db, actor=None, action="user.oidc_bound", object_type="user", object_id=user.id,
+            subject=user.username, detail={"iss": issuer, "sub": subject}, ip=ip,
+        )  # fmt: skip
+    if claimed_role is not None and claimed_role != user.role:
         audit.record(
             db, actor=None, action="user.role_changed", object_type="user", object_id=user.id,
             detail={"from": user.role, "to": claimed_role, "via": "oidc"}, ip=ip,
         )  # fmt: skip
         user.role = claimed_role
-    if not user.is_active:
-        raise Forbidden("This account is deactivated; ask an admin.")
     return user
 
 
@@ -277,7 +331,9 @@ def finish_login(
     )
     claims = _verify_id_token(settings, meta, str(tokens["id_token"]), str(saved["nonce"]))
     user = _account(db, settings, claims, ip)
-    issued = start_session(
-        db, settings, user, ip=ip, detail={"method": "oidc", "sub": str(claims.get("sub"))}
-    )
+    detail = {"method": "oidc", "iss": str(claims["iss"]), "sub": str(claims["sub"])}
+    claimed = claims.get(settings.oidc_username_claim)
+    if isinstance(claimed, str) and claimed.lower() != user.username.lower():
+        detail["claimed_username"] = claimed[:128]  # renamed at the provider: kept here
+    issued = start_session(db, settings, user, ip=ip, detail=detail)
     return LoginDone(user, issued, str(saved.get("next") or "/"))

@@ -407,7 +407,10 @@ def update_study(
     study.instructions = spec.instructions
     study.allow_back = spec.allow_back
     if "analysis_plan" in changes:  # null withdraws the plan (still only before opening)
-        study.analysis_plan = spec.plan_dict() if changes["analysis_plan"] is not None else {}
+        plan = spec.plan_dict() if changes["analysis_plan"] is not None else {}
+        # The same plan sent again (the builder posts it with every save) keeps its stamp.
+        if _plan_spec(plan) != _plan_spec(study.analysis_plan):
+            study.analysis_plan = plan
     if design_changes:
         db.execute(delete(Trial).where(Trial.study_id == study.id))
         study.arms.clear()
