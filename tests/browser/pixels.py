@@ -19,6 +19,13 @@ READ_CANVAS_JS = """c => {
 }"""
 
 
+def wait_for_draw(page: Any) -> None:
+    """Wait until the viewer has drawn what the last input asked for: it draws on the next
+    animation frame, so two frames later its canvases and their data attributes are current
+    (a fixed sleep is not enough on a loaded machine)."""
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
 def read_canvas(page: Any, selector: str) -> dict[str, Any]:
     return page.eval_on_selector(selector, READ_CANVAS_JS)  # type: ignore[no-any-return]
 

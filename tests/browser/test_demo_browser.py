@@ -220,7 +220,7 @@ def test_the_ct_demo_reads_in_hounsfield_units_at_lung_and_mediastinal_windows(
 
     import numpy as np
 
-    from tests.browser.pixels import read_canvas, window_error
+    from tests.browser.pixels import read_canvas, wait_for_draw, window_error
 
     page.set_viewport_size({"width": 1280, "height": 720})
     _join(page, ct_demo_server.invite_links()[0], "ct-rater-password")
@@ -247,7 +247,7 @@ def test_the_ct_demo_reads_in_hounsfield_units_at_lung_and_mediastinal_windows(
     page.keyboard.press("f")  # 1:1: one image pixel per canvas pixel
     for name, (center, width) in {"Lung": (-600.0, 1500.0), "Mediastinum": (40.0, 400.0)}.items():
         page.select_option("#wl-preset", label=name)
-        page.wait_for_timeout(200)
+        wait_for_draw(page)
         assert page.inner_text("#wl-out") == f"C {center:.0f} · W {width:.0f} HU"
         got = read_canvas(page, ".vp[data-slot=image] canvas")
         assert window_error(got, hu, center, width) <= 1, name

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from app.demo.data import NIH_ATTRIBUTION
 from app.models import Rating, RatingRevision, Trial, User
 from app.services.accounts.users import create_user
+from tests.browser.pixels import wait_for_draw
 from tests.factories import make_open_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -136,7 +137,7 @@ def test_invited_rater_rates_by_keyboard_resumes_and_uses_the_linked_viewer(
     box = page.locator(".vp[data-slot=a] canvas").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.4)
     page.mouse.wheel(0, -400)
-    page.wait_for_timeout(100)
+    wait_for_draw(page)
     zoomed = canvas_state(page)
     assert float(zoomed["a"]["zoom"]) > 1.5
     assert zoomed["a"]["zoom"] == zoomed["b"]["zoom"]
@@ -146,12 +147,12 @@ def test_invited_rater_rates_by_keyboard_resumes_and_uses_the_linked_viewer(
     page.mouse.down()
     page.mouse.move(box_b["x"] + 160, box_b["y"] + 130, steps=4)
     page.mouse.up()
-    page.wait_for_timeout(100)
+    wait_for_draw(page)
     panned = canvas_state(page)
     assert panned["a"]["cx"] == panned["b"]["cx"] != zoomed["a"]["cx"]
     assert panned["a"]["cy"] == panned["b"]["cy"]
     page.locator("#opacity").fill("30")
-    page.wait_for_timeout(100)
+    wait_for_draw(page)
     state = canvas_state(page)
     assert state["a"]["opacity"] == state["b"]["opacity"] == "0.30"
     page.mouse.move(box_b["x"] + 100, box_b["y"] + 100)
@@ -159,17 +160,17 @@ def test_invited_rater_rates_by_keyboard_resumes_and_uses_the_linked_viewer(
     page.mouse.move(box_b["x"] + 140, box_b["y"] + 120, steps=4)
     page.mouse.up(button="right")
     page.keyboard.press("i")
-    page.wait_for_timeout(100)
+    wait_for_draw(page)
     state = canvas_state(page)
     assert set(state) == {"image", "a", "b"}
     assert state["image"]["opacity"] == "0"
     assert state["image"]["zoom"] == state["a"]["zoom"] == state["b"]["zoom"]
     assert state["image"]["ww"] == state["a"]["ww"] != "256"  # right-drag changed the window
     page.keyboard.press("o")
-    page.wait_for_timeout(100)
+    wait_for_draw(page)
     assert canvas_state(page)["a"]["opacity"] == "0"
     page.keyboard.press("0")
-    page.wait_for_timeout(100)
+    wait_for_draw(page)
     assert canvas_state(page)["b"]["zoom"] == "1.0000"
 
     # This study does not allow going back: no link, no key, and the old URL sends us forward.

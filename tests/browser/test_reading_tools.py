@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.models import Trial
 from app.services.accounts.users import create_user
-from tests.browser.pixels import read_canvas, window_error
+from tests.browser.pixels import read_canvas, wait_for_draw, window_error
 from tests.factories import make_open_study
 
 PASSWORD = "browser-test-password"
@@ -52,16 +52,19 @@ def test_reading_tools_on_the_trial_page(page: Any, live_server: Any, login_via_
     assert not page.locator("#help").evaluate("d => d.open")
 
     page.keyboard.press("v")  # one viewport, flicking between the maps
+    wait_for_draw(page)
     assert page.locator(".vp[data-slot=b]").is_hidden()
     first = _state(page, "a")["shown"]
     page.keyboard.press("v")
+    wait_for_draw(page)
     assert {first, _state(page, "a")["shown"]} == {"a", "b"}
     page.keyboard.press("s")
+    wait_for_draw(page)
     assert page.locator(".vp[data-slot=b]").is_visible()
 
     page.locator("#opacity").fill("30")
     page.keyboard.press("t")  # top 10 %
-    page.wait_for_timeout(100)
+    wait_for_draw(page)
     # The viewer's own requests: token + slot URLs only; the next trial is prefetched.
     assert any(u.endswith(f"/api/v1/trials/{tokens[1]}/viewer") for u in requests)
     assert any(u.endswith(f"/t/{tokens[1]}/view/a") for u in requests)
@@ -119,10 +122,10 @@ def test_ct_study_lung_and_mediastinal_windows_draw_the_window_formula_in_hu(
     assert "HU" in page.inner_text("#wl-out")
     page.keyboard.press("i")  # the plain image, no map over it
     page.keyboard.press("f")  # 1:1: one image pixel per canvas pixel
-    page.wait_for_timeout(200)
+    wait_for_draw(page)
     for name, (center, width) in {"Lung": (-600.0, 1500.0), "Mediastinum": (40.0, 400.0)}.items():
         page.select_option("#wl-preset", label=name)
-        page.wait_for_timeout(200)
+        wait_for_draw(page)
         got = read_canvas(page, ".vp[data-slot=image] canvas")
         assert (float(got["wc"]), float(got["ww"])) == (center, width)
         assert window_error(got, hu, center, width) <= 1, name

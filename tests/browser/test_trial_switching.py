@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.models import Rating, Trial
 from app.services.accounts.users import create_user
-from tests.browser.pixels import grey, read_canvas
+from tests.browser.pixels import grey, read_canvas, wait_for_draw
 from tests.factories import make_open_study
 
 PASSWORD = "browser-test-password"
@@ -132,6 +132,7 @@ def test_magnifier_shows_the_viewport_enlarged_from_the_full_image(
     canvas = page.locator(".vp[data-slot=a] canvas")
     box = canvas.bounding_box()
     assert box is not None
+    wait_for_draw(page)
     page.mouse.move(box["x"] + box["width"] / 2 + 3, box["y"] + box["height"] / 2 + 5)
     page.wait_for_timeout(150)
     loupe = page.locator("#loupe")
