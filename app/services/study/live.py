@@ -7,34 +7,17 @@ researcher can preview before opening), which the page used to show as "generati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from app.models import Study, StudyStatus
 from app.services.maps.jobs import ACTIVE, job_json
+from app.services.study.schemas import LiveJobOut, LiveRaterOut, StudyLiveOut
 from app.services.study.studies import (
     latest_job,
     map_counts,
     rater_progress,
     study_progress,
 )
-
-
-@dataclass(frozen=True)
-class StudyLive:
-    id: int
-    status: str
-    status_label: str
-    maps_done: int
-    maps_total: int
-    maps_ready: bool
-    job: dict[str, Any] | None
-    job_active: bool
-    ratings_done: int
-    ratings_total: int
-    raters: list[dict[str, Any]]
 
 
 def status_label(status: str, *, maps_ready: bool, job_active: bool, job_failed: bool) -> str:
@@ -47,13 +30,13 @@ def status_label(status: str, *, maps_ready: bool, job_active: bool, job_failed:
     return status
 
 
-def study_live(db: Session, study: Study) -> StudyLive:
+def study_live(db: Session, study: Study) -> StudyLiveOut:
     have, needed = map_counts(db, study)
     done, total = study_progress(db, study)
     job = latest_job(db, study)
     active = job is not None and job.status in ACTIVE
     ready = needed > 0 and have >= needed
-    return StudyLive(
+    return StudyLiveOut(
         id=study.id,
         status=study.status,
         status_label=status_label(
@@ -65,9 +48,9 @@ def study_live(db: Session, study: Study) -> StudyLive:
         maps_done=have,
         maps_total=needed,
         maps_ready=ready,
-        job=job_json(job) if job is not None else None,
+        job=LiveJobOut.model_validate(job_json(job)) if job is not None else None,
         job_active=active,
         ratings_done=done,
         ratings_total=total,
-        raters=[r.as_json() for r in rater_progress(db, study)],
+        raters=[LiveRaterOut.model_validate(r.as_json()) for r in rater_progress(db, study)],
     )

@@ -8,6 +8,7 @@ older version is still returned as it was stored.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -98,3 +99,38 @@ class StudyOut(_Out):
     opened_at: IsoDateTime | None
     closed_at: IsoDateTime | None
     latest_job_id: int | None
+
+
+class LiveJobOut(BaseModel):
+    id: int
+    status: str
+    done: int
+    total: int
+    error: str | None
+    rate: float | None
+    eta_seconds: float | None
+
+
+class LiveRaterOut(BaseModel):
+    username: str
+    display_name: str
+    done: int
+    total: int
+    last_activity: dt.datetime | None
+    median_seconds: float | None
+
+
+class StudyLiveOut(BaseModel):
+    """`status_label` is what a person should read ("maps ready", "generating maps", …)."""
+
+    id: int
+    status: str
+    status_label: str
+    maps_done: int
+    maps_total: int
+    maps_ready: bool
+    job: LiveJobOut | None
+    job_active: bool
+    ratings_done: int
+    ratings_total: int
+    raters: list[LiveRaterOut]
