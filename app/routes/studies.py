@@ -386,6 +386,8 @@ def _detail(
     """The study page; a refused plan comes back in its form with the typed values kept."""
     info = service.study_json(db, study)
     job = service.latest_job(db, study)
+    job_active = job is not None and job.status in job_service.ACTIVE
+    maps_ready = info["maps"]["done"] >= info["maps"]["total"] > 0
     first_trial = preview.first_trial(db, study)
     return render(
         request,
@@ -395,10 +397,17 @@ def _detail(
             "info": info,
             "settings": defaults.saliency_settings(study.saliency),
             "job": job_service.job_json(job) if job else None,
-            "job_active": job is not None and job.status in job_service.ACTIVE,
+            "job_active": job_active,
             "frozen": service.is_design_frozen(db, study),
-            "maps_ready": info["maps"]["done"] >= info["maps"]["total"] > 0,
-            "status_label": live.study_live(db, study).status_label,
+            "maps_ready": maps_ready,
+            # The live endpoint's label from the counts and job above, not a second round of
+            # the same queries (study_live recounts maps, ratings and rater progress).
+            "status_label": live.status_label(
+                study.status,
+                maps_ready=maps_ready,
+                job_active=job_active,
+                job_failed=job is not None and job.status == "failed",
+            ),
             "first_trial": first_trial,
             "flash": flash,
             "flash_kind": flash_kind,

@@ -228,12 +228,6 @@ def _claimed_username(settings: Settings, claims: dict[str, Any]) -> str:
         ) from None
 
 
-def _local_account(username: str) -> Forbidden:
-    return Forbidden(
-        f"{username!r} is a local account: log in with its password, not single sign-on."
-    )
-
-
 def _account(db: Session, settings: Settings, claims: dict[str, Any], ip: str) -> User:
     """The radsal account for a verified ID token. Every refusal comes before any account change.
 
@@ -258,7 +252,9 @@ def _account(db: Session, settings: Settings, claims: dict[str, Any], ip: str) -
                 "ask an admin."
             )
     if user is not None and user.password_hash is not None:
-        raise _local_account(user.username)
+        raise Forbidden(
+            f"{user.username!r} is a local account: log in with its password, not single sign-on."
+        )
     claimed_role = role_from_claims(settings, claims) if settings.oidc_role_claim else None
     if settings.oidc_role_claim and claimed_role is None:
         raise Forbidden(f"Your sign-on account {username!r} has no radsal role; ask for one.")
